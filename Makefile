@@ -1,0 +1,29 @@
+# Thin wrappers. `make lab` and `make test` set up .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test exercises execute grade bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)            ## set up, then open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)           ## set up, then run unit tests and every solution notebook under nbval
+	$(PY) -m pytest
+
+exercises: $(STAMP)      ## regenerate the student notebooks from notebooks/solutions/
+	$(PY) -m helpers.build
+
+execute: $(STAMP)        ## re-execute solution notebooks in place: make execute NB=notebooks/solutions/01_vision_tasks.ipynb
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(or $(NB),notebooks/solutions/[0-9]*.ipynb)
+	$(PY) -m helpers.build
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

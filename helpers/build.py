@@ -1,0 +1,175 @@
+"""Generate the student notebooks from the solution notebooks.
+
+    python -m helpers.build            write notebooks/NN_*.ipynb from notebooks/solutions/NN_*.ipynb
+    python -m helpers.build --check    exit 1 if a committed student notebook is not what would be written
+    python -m helpers.build --force    also replace student notebooks that were edited (a backup is kept)
+
+In a student notebook every `### BEGIN SOLUTION` ... `### END SOLUTION` region becomes a
+`raise NotImplementedError()` stub (in Markdown: "YOUR ANSWER HERE"), outputs are cleared, and the
+metadata keeps a hash of the generated cells. A student notebook whose cells no longer match that hash
+was edited by someone, and is never overwritten without `--force`; even then it is copied to
+`notebooks/backup/` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import hashlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CODE_STUB = "raise NotImplementedError()"
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+META_KEY = "seeing_networks"
+CHECK_CALL = re.compile(r"\bex\.(\w+)\.check\(")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def strip_solutions(source: str, cell_type: str) -> str:
+    """Replace each solution region (markers included) with a stub at the marker's indentation."""
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise ValueError(f"nested {BEGIN!r} in:\n{source}")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(indent + (CODE_STUB if cell_type == "code" else MARKDOWN_STUB))
+        elif stripped.startswith(END):
+            if not inside:
+                raise ValueError(f"{END!r} without {BEGIN!r} in:\n{source}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN!r} is never closed in:\n{source}")
+    return "\n".join(out)
+
+
+def check_cell_exercise(source: str) -> str | None:
+    """The exercise a check cell checks (`ex.NAME.check(...)`), or None for other cells."""
+    names = set(CHECK_CALL.findall(source))
+    if len(names) > 1:
+        raise ValueError(f"a check cell must check one exercise, this one checks {sorted(names)}:\n{source}")
+    return names.pop() if names else None
+
+
+def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
+    """Write `{"exercise": {"notebook", "id"}}` into every check cell's metadata. True if anything changed."""
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        name = check_cell_exercise(cell.source)
+        wanted = {"notebook": notebook_name, "id": name} if name else None
+        if cell.metadata.get("exercise") != wanted:
+            if wanted is None:
+                cell.metadata.pop("exercise", None)
+            else:
+                cell.metadata["exercise"] = wanted
+            changed = True
+    return changed
+
+
+def cells_hash(nb: nbformat.NotebookNode) -> str:
+    """A hash of what a student can edit: each cell's type and source."""
+    text = json.dumps([[c.cell_type, c.source] for c in nb.cells], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def student_version(solution: nbformat.NotebookNode, source_name: str) -> nbformat.NotebookNode:
+    """The student notebook for a solution notebook: stubs for solutions, no outputs, a hash."""
+    nb = copy.deepcopy(solution)
+    for cell in nb.cells:
+        cell.source = strip_solutions(cell.source, cell.cell_type)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    nb.metadata[META_KEY] = {"generated_from": f"solutions/{source_name}", "cells_sha256": cells_hash(nb)}
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    """The exact text a notebook is saved as."""
+    return nbformat.writes(nb) + "\n"
+
+
+def was_edited(path: Path) -> bool:
+    """True when the student notebook at `path` no longer matches the hash it was generated with."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:
+        return True  # unreadable: treat as someone's work
+    recorded = nb.metadata.get(META_KEY, {}).get("cells_sha256")
+    return recorded != cells_hash(nb)
+
+
+def solution_paths(solutions_dir: Path) -> list[Path]:
+    return sorted(p for p in solutions_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def build(notebooks_dir: Path, force: bool = False, check: bool = False, out=sys.stdout) -> int:
+    """Generate (or with `check`, compare) every student notebook. Returns a process exit code."""
+    notebooks_dir = Path(notebooks_dir)
+    solutions = solution_paths(notebooks_dir / "solutions")
+    if not solutions:
+        print(f"no solution notebooks found in {notebooks_dir / 'solutions'}", file=out)
+        return 1
+    status = 0
+    for src in solutions:
+        solution = nbformat.read(src, as_version=4)
+        unlabelled = label_check_cells(solution, src.stem)
+        student_text = render(student_version(solution, src.name))
+        dst = notebooks_dir / src.name
+        current = dst.read_text() if dst.exists() else None
+        if check:
+            problems = []
+            if unlabelled:
+                problems.append(f"{src}: check cells lack exercise metadata (run `python -m helpers.build`)")
+            if current != student_text:
+                problems.append(f"{dst}: differs from what `python -m helpers.build` generates")
+            for problem in problems:
+                print(problem, file=out)
+            status |= bool(problems)
+            continue
+        if unlabelled:
+            src.write_text(render(solution))
+            print(f"labelled check cells in {src}", file=out)
+        if current == student_text:
+            print(f"up to date  {dst}", file=out)
+            continue
+        if current is not None and was_edited(dst):
+            if not force:
+                print(f"KEPT        {dst}: it was edited since it was generated; use --force to replace it", file=out)
+                status = 1
+                continue
+            backup = notebooks_dir / "backup" / f"{dst.stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}.ipynb"
+            backup.parent.mkdir(exist_ok=True)
+            shutil.copy2(dst, backup)
+            print(f"backed up   {dst} -> {backup}", file=out)
+        dst.write_text(student_text)
+        print(f"wrote       {dst}", file=out)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder holding solutions/")
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on any difference")
+    parser.add_argument("--force", action="store_true", help="replace edited student notebooks (after a backup)")
+    args = parser.parse_args(argv)
+    return build(args.notebooks, force=args.force, check=args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
