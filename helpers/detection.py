@@ -1,0 +1,245 @@
+"""A small Faster R-CNN that trains from scratch on a CPU, its training and evaluation loops, and drawings.
+
+The model is torchvision's `FasterRCNN` with every size turned down: a 4-block convolutional
+backbone (stride 16, 64 channels), one feature map, anchors of 3 sizes x 3 aspect ratios, a small
+two-layer box head, 128-pixel images, and few proposals. torchvision's defaults (800-pixel images,
+a 1024-wide head, 2000 proposals) are about fifty times too slow for a laptop CPU.
+
+Conventions are torchvision's: images float `[3,H,W]` in [0,1]; targets with `boxes` (xyxy float32)
+and `labels` (int64, 1..K); predictions with `boxes`, `scores`, `labels`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn as nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import MultiScaleRoIAlign
+from tqdm.auto import tqdm
+
+from helpers.data import NUM_CLASSES
+from helpers.metrics import mean_average_precision
+
+#: The four losses torchvision's Faster R-CNN returns in training mode, and what each one trains.
+LOSS_NAMES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
+LOSS_MEANING = {
+    "loss_objectness": "RPN: is there an object at this anchor? (binary cross-entropy)",
+    "loss_rpn_box_reg": "RPN: move a positive anchor onto its object (smooth L1 on the deltas)",
+    "loss_classifier": "head: which class is this proposal, or background? (cross-entropy)",
+    "loss_box_reg": "head: refine the proposal's box for its true class (smooth L1 on the deltas)",
+}
+
+
+def small_backbone(channels: int = 64) -> nn.Module:
+    """Four conv-BN-ReLU blocks, each halving the resolution: `[B,3,H,W]` -> `[B,channels,H/16,W/16]`.
+
+    Has the `out_channels` attribute `FasterRCNN` needs.
+    """
+    if not isinstance(channels, int) or channels < 8:
+        raise ValueError(f"channels must be an int of at least 8, got {channels!r}")
+    widths = [3, channels // 4, channels // 2, channels, channels]
+    layers = []
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                   nn.Conv2d(c_out, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    backbone = nn.Sequential(*layers)
+    backbone.out_channels = channels
+    return backbone
+
+
+def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64,
+                      anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256) -> FasterRCNN:
+    """A Faster R-CNN small enough to train from scratch on a CPU in a couple of minutes.
+
+    Args:
+        num_classes: classes including background (ShapesScenes: 3 shapes + background = 4).
+        image_size: images are resized to this (min_size = max_size), in pixels.
+        channels: width of the backbone's last feature map.
+        anchor_sizes, aspect_ratios: one feature map, so one tuple of each (in resized pixels).
+        head_width: width of the two fully connected layers of the box head.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}")
+    if not isinstance(image_size, int) or image_size < 32:
+        raise ValueError(f"image_size must be an int of at least 32, got {image_size!r}")
+    backbone = small_backbone(channels)
+    anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
+    roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    head = TwoMLPHead(channels * 7 * 7, head_width)
+    predictor = FastRCNNPredictor(head_width, num_classes)
+    return FasterRCNN(
+        backbone,
+        num_classes=None,  # given through box_predictor (passing both is an error)
+        min_size=image_size,
+        max_size=image_size,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.25, 0.25, 0.25],
+        rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=300,
+        rpn_post_nms_top_n_train=100,
+        rpn_pre_nms_top_n_test=150,
+        rpn_post_nms_top_n_test=50,
+        rpn_batch_size_per_image=128,
+        box_roi_pool=roi_align,
+        box_head=head,
+        box_predictor=predictor,
+        box_batch_size_per_image=64,
+        box_detections_per_img=50,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def render(dataset, indices=None):
+    """Render scenes once: `(images, targets)` lists, targets keeping only `boxes` and `labels`."""
+    indices = range(len(dataset)) if indices is None else indices
+    images, targets = [], []
+    for i in indices:
+        image, target = dataset[int(i)]
+        images.append(image)
+        targets.append({"boxes": target["boxes"], "labels": target["labels"]})
+    return images, targets
+
+
+def _flip(image: torch.Tensor, target: dict):
+    """Mirror an image and its boxes left-right."""
+    width = image.shape[-1]
+    boxes = target["boxes"].clone()
+    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+    return image.flip(-1), {"boxes": boxes, "labels": target["labels"]}
+
+
+def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, batch_size: int = 8, lr: float = 0.02,
+                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True) -> dict:
+    """Train with SGD (momentum 0.9, weight decay 1e-4, linear warm-up, cosine decay) on random batches.
+
+    images: list of `[3,H,W]`; targets: list of dicts with `boxes`, `labels` (int64). Each step draws
+    `batch_size` scenes at random (mirrored half the time when `flip`). Returns the history: a dict
+    of lists, one value per step, for each of `LOSS_NAMES`, plus `loss` (their sum) and `seconds`
+    (the wall time of the whole run, a one-element list).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if len(images) != len(targets) or len(images) == 0:
+        raise ValueError(f"images and targets must be non-empty lists of the same length, got {len(images)} and {len(targets)}")
+    for k, t in enumerate(targets):
+        if t["labels"].dtype != torch.int64:
+            raise TypeError(f"targets[{k}]['labels'] must be int64 (torchvision indexes with them), got {t['labels'].dtype}")
+        widths = t["boxes"][:, 2:] - t["boxes"][:, :2]
+        if len(widths) and bool((widths <= 0).any()):
+            raise ValueError(f"targets[{k}]['boxes'] has a box with zero width or height (torchvision asserts on it)")
+    device = torch.device(device)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    warmup = max(1, min(100, steps // 10))
+
+    def schedule(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        progress_ = (step - warmup) / max(1, steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(progress_ * torch.pi)).item())
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    g = torch.Generator().manual_seed(seed)
+    history = defaultdict(list)
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc="training", disable=not progress)
+    for step in bar:
+        batch = torch.randint(len(images), (batch_size,), generator=g).tolist()
+        flips = torch.rand(batch_size, generator=g) < 0.5 if flip else torch.zeros(batch_size, dtype=torch.bool)
+        xs, ys = [], []
+        for i, f in zip(batch, flips.tolist()):
+            x, y = (_flip(images[i], targets[i]) if f else (images[i], targets[i]))
+            xs.append(x.to(device))
+            ys.append({k: v.to(device) for k, v in y.items()})
+        losses = model(xs, ys)
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        optimizer.step()
+        scheduler.step()
+        for name in LOSS_NAMES:
+            history[name].append(losses[name].item())
+        history["loss"].append(total.item())
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    history["seconds"] = [time.perf_counter() - start]
+    model.eval()
+    return dict(history)
+
+
+@torch.no_grad()
+def predict(model: FasterRCNN, images: list, device="cpu", batch_size: int = 16, progress: bool = False) -> list:
+    """Detections for a list of images: one dict per image (`boxes`, `scores`, `labels`), on the CPU."""
+    model.to(device).eval()
+    out = []
+    for k in tqdm(range(0, len(images), batch_size), desc="detecting", disable=not progress):
+        batch = [x.to(device) for x in images[k:k + batch_size]]
+        out += [{key: value.cpu() for key, value in d.items()} for d in model(batch)]
+    return out
+
+
+@torch.no_grad()
+def proposals(model: FasterRCNN, images: list, device="cpu") -> list:
+    """The RPN's proposals (after its NMS) for each image, xyxy `[P,4]` in the image's own pixels, best first."""
+    model.to(device).eval()
+    batch = [x.to(device) for x in images]
+    sizes = [tuple(x.shape[-2:]) for x in batch]
+    image_list, _ = model.transform(batch)
+    features = model.backbone(image_list.tensors)
+    features = {"0": features} if isinstance(features, torch.Tensor) else features
+    boxes, _ = model.rpn(image_list, features)
+    # back from the resized frame to each original image
+    out = []
+    for b, resized, original in zip(boxes, image_list.image_sizes, sizes):
+        scale = torch.tensor([original[1] / resized[1], original[0] / resized[0]] * 2, device=b.device)
+        out.append((b * scale).cpu())
+    return out
+
+
+def evaluate_detector(model: FasterRCNN, images: list, targets: list, device="cpu", batch_size: int = 16) -> tuple:
+    """Detect on held-out scenes and score them: returns `(predictions, metrics)`.
+
+    `metrics` is `helpers.metrics.mean_average_precision(predictions, targets)` (COCO AP) with, in
+    addition, `voc_map_50` (VOC all-point AP at IoU 0.5).
+    """
+    predictions = predict(model, images, device, batch_size)
+    metrics = mean_average_precision(predictions, targets)
+    metrics["voc_map_50"] = mean_average_precision(predictions, targets, method="voc", iou_thresholds=[0.5])["map"]
+    return predictions, metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Drawings
+# --------------------------------------------------------------------------------------------
+
+
+def draw_proposals(ax, image: torch.Tensor, boxes: torch.Tensor, top: int = 30, title: str | None = None) -> None:
+    """Draw an image with its `top` best proposals (xyxy `[P,4]`, best first) as thin white boxes."""
+    from helpers.plot import draw_boxes, show_image
+
+    show_image(ax, image, title)
+    draw_boxes(ax, boxes[:top], colour="white", linewidth=0.6)
+
+
+def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | None = None, score_threshold: float = 0.5,
+                    title: str | None = None) -> None:
+    """Draw detections scoring at least `score_threshold` (class colours, with scores) and, if
+    given, the ground truth as dashed white boxes."""
+    from helpers.plot import draw_boxes, show_image
+
+    show_image(ax, image, title)
+    if target is not None:
+        draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    keep = prediction["scores"] >= score_threshold
+    draw_boxes(ax, prediction["boxes"][keep], labels=prediction["labels"][keep], scores=prediction["scores"][keep])
