@@ -243,3 +243,80 @@ def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | No
         draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
     keep = prediction["scores"] >= score_threshold
     draw_boxes(ax, prediction["boxes"][keep], labels=prediction["labels"][keep], scores=prediction["scores"][keep])
+
+
+def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, label: str | None = None,
+                  envelope: bool = True, colour=None) -> None:
+    """Plot a precision/recall curve (a step per detection, best score first) and, dashed, its envelope."""
+    from helpers.metrics import precision_envelope, precision_recall_curve
+
+    precision, recall = precision_recall_curve(scores, is_tp, num_gt)
+    recall = torch.cat([torch.zeros(1, dtype=recall.dtype), recall])
+    precision = torch.cat([precision[:1], precision]) if len(precision) else torch.ones(1, dtype=recall.dtype)
+    (line,) = ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", label=label, color=colour, lw=1.2)
+    if envelope:
+        ax.plot(recall.numpy(), precision_envelope(precision).numpy(), drawstyle="steps-post", ls="--",
+                color=line.get_color(), lw=1.0, alpha=0.8)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+
+
+def simulated_detections(targets: list, seed: int = 0, miss_rate: float = 0.1, jitter: float = 0.12,
+                         duplicate_rate: float = 0.2, junk_per_image: float = 1.5, confusion: float = 0.05,
+                         image_size: int = 64) -> list:
+    """A pretend detector, for studying metrics without training one.
+
+    For each ground-truth box: missed with probability `miss_rate`; otherwise a detection whose
+    corners move by Gaussian noise of `jitter` x the box size, of the right class (a random one with
+    probability `confusion`), scored higher the better it fits; sometimes (`duplicate_rate`) a second,
+    worse copy. Plus on average `junk_per_image` random boxes with low-ish scores. Deterministic for a
+    seed. Returns torchvision-style dicts (`boxes`, `scores`, `labels`).
+    """
+    from helpers.boxes import paired_box_iou
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for target in targets:
+        gt, labels = target["boxes"].float(), target["labels"]
+        keep = torch.rand(len(gt), generator=g) >= miss_rate
+        copies = torch.cat([torch.ones(len(gt), dtype=torch.int64),
+                            (torch.rand(len(gt), generator=g) < duplicate_rate).long()]) * keep.repeat(2).long()
+        src = torch.arange(len(gt)).repeat(2).repeat_interleave(copies)
+        noise = 1 + torch.arange(len(src)).ge(int(keep.sum())).float()  # duplicates are worse
+        size = (gt[src, 2:] - gt[src, :2]).repeat(1, 2)
+        boxes = gt[src] + torch.randn(len(src), 4, generator=g) * jitter * size * noise[:, None]
+        boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:]) + 0.5], 1)
+        fit = paired_box_iou(boxes, gt[src]) if len(src) else torch.zeros(0)
+        scores = (0.3 + 0.6 * fit + 0.15 * torch.randn(len(src), generator=g)).clamp(0.01, 0.99)
+        det_labels = torch.where(torch.rand(len(src), generator=g) < confusion,
+                                 torch.randint(1, NUM_CLASSES + 1, (len(src),), generator=g), labels[src])
+        n_junk = int(torch.poisson(torch.tensor([junk_per_image]), generator=g))
+        xy = torch.rand(n_junk, 2, generator=g) * image_size * 0.8
+        junk = torch.cat([xy, xy + 6 + torch.rand(n_junk, 2, generator=g) * image_size * 0.3], 1)
+        out.append({
+            "boxes": torch.cat([boxes, junk]).clamp(0, image_size),
+            "scores": torch.cat([scores, (0.7 * torch.rand(n_junk, generator=g)).clamp(0.01, 1)]),
+            "labels": torch.cat([det_labels, torch.randint(1, NUM_CLASSES + 1, (n_junk,), generator=g)]),
+        })
+    return out
+
+
+def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_threshold: float = 0.5,
+                 title: str | None = None) -> torch.Tensor:
+    """Draw one image's detections as true positives (green) or false positives (red, dotted), the
+    ground truth dashed white, each class matched separately. Returns the flags, bool `[N]`."""
+    from helpers.metrics import match_detections
+    from helpers.plot import draw_boxes, show_image
+
+    show_image(ax, image, title)
+    draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    is_tp = torch.zeros(len(prediction["scores"]), dtype=torch.bool)
+    for label in prediction["labels"].unique().tolist():
+        mine = prediction["labels"] == label
+        gt = target["boxes"][target["labels"] == label]
+        is_tp[mine] = match_detections(prediction["boxes"][mine], prediction["scores"][mine], gt, iou_threshold)
+    for flags, colour, style in ((is_tp, "#2ecc40", "-"), (~is_tp, "#ff4136", ":")):
+        draw_boxes(ax, prediction["boxes"][flags], colour=colour, linestyle=style, scores=prediction["scores"][flags])
+    return is_tp
