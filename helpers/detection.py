@@ -35,31 +35,36 @@ LOSS_MEANING = {
 }
 
 
-def small_backbone(channels: int = 64) -> nn.Module:
-    """Four conv-BN-ReLU blocks, each halving the resolution: `[B,3,H,W]` -> `[B,channels,H/16,W/16]`.
+def small_backbone(channels: int = 64, stride: int = 16) -> nn.Module:
+    """Four conv-BN-ReLU blocks: `[B,3,H,W]` -> `[B,channels,H/stride,W/stride]`.
 
-    Has the `out_channels` attribute `FasterRCNN` needs.
+    Each block is two 3x3 convolutions; the second halves the resolution in the first log2(stride)
+    blocks. Has the `out_channels` attribute `FasterRCNN` needs.
     """
     if not isinstance(channels, int) or channels < 8:
         raise ValueError(f"channels must be an int of at least 8, got {channels!r}")
+    if stride not in (2, 4, 8, 16):
+        raise ValueError(f"stride must be 2, 4, 8 or 16, got {stride!r}")
+    halvings = {2: 1, 4: 2, 8: 3, 16: 4}[stride]
     widths = [3, channels // 4, channels // 2, channels, channels]
     layers = []
-    for c_in, c_out in zip(widths[:-1], widths[1:]):
+    for k, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                   nn.Conv2d(c_out, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                   nn.Conv2d(c_out, c_out, 3, stride=2 if k < halvings else 1, padding=1, bias=False),
+                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
     backbone = nn.Sequential(*layers)
     backbone.out_channels = channels
     return backbone
 
 
-def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64,
+def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64, stride: int = 16,
                       anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256) -> FasterRCNN:
     """A Faster R-CNN small enough to train from scratch on a CPU in a couple of minutes.
 
     Args:
         num_classes: classes including background (ShapesScenes: 3 shapes + background = 4).
         image_size: images are resized to this (min_size = max_size), in pixels.
-        channels: width of the backbone's last feature map.
+        channels: width of the backbone's last feature map; stride: its downsampling factor.
         anchor_sizes, aspect_ratios: one feature map, so one tuple of each (in resized pixels).
         head_width: width of the two fully connected layers of the box head.
     """
@@ -67,7 +72,7 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}")
     if not isinstance(image_size, int) or image_size < 32:
         raise ValueError(f"image_size must be an int of at least 32, got {image_size!r}")
-    backbone = small_backbone(channels)
+    backbone = small_backbone(channels, stride)
     anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
     roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
     head = TwoMLPHead(channels * 7 * 7, head_width)
