@@ -1,0 +1,132 @@
+"""helpers.detection: the small Faster R-CNN, its loops, the pretend detector and the drawings."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from helpers import detection as D
+from helpers.data import ShapesScenes
+from helpers.exercises.nb03 import reference_anchors
+from helpers.metrics import mean_average_precision
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return D.render(ShapesScenes(6, size=64, seed=3))
+
+
+@pytest.mark.parametrize("stride", [4, 8, 16])
+def test_backbone_output_shape(stride):
+    backbone = D.small_backbone(32, stride)
+    out = backbone(torch.zeros(2, 3, 64, 64))
+    assert out.shape == (2, 32, 64 // stride, 64 // stride)
+    assert backbone.out_channels == 32
+
+
+def test_backbone_and_model_bad_arguments():
+    with pytest.raises(ValueError, match="stride"):
+        D.small_backbone(32, 3)
+    with pytest.raises(ValueError, match="channels"):
+        D.small_backbone(4)
+    with pytest.raises(ValueError, match="num_classes"):
+        D.small_faster_rcnn(num_classes=1)
+    with pytest.raises(ValueError, match="image_size"):
+        D.small_faster_rcnn(image_size=16)
+
+
+def test_model_returns_the_four_losses_and_detections(scenes):
+    torch.manual_seed(0)
+    images, targets = scenes
+    model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
+    model.train()
+    losses = model(images[:2], targets[:2])
+    assert set(losses) == set(D.LOSS_NAMES)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        out = model(images[:2])
+    assert len(out) == 2 and set(out[0]) == {"boxes", "scores", "labels"}
+
+
+def test_train_detector_history_and_predict(scenes):
+    images, targets = scenes
+    model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
+    history = D.train_detector(model, images, targets, steps=3, batch_size=2, progress=False)
+    for name in D.LOSS_NAMES + ("loss",):
+        assert len(history[name]) == 3
+    assert history["seconds"][0] > 0
+    assert not model.training
+    preds = D.predict(model, images, batch_size=4)
+    assert len(preds) == len(images) and preds[0]["boxes"].device.type == "cpu"
+    props = D.proposals(model, images[:2])
+    assert len(props) == 2 and props[0].shape[1] == 4
+    # proposals are in the original image's pixels
+    assert float(props[0].max()) <= 64 + 1e-3
+    _, metrics = D.evaluate_detector(model, images, targets)
+    assert 0.0 <= metrics["map"] <= 1.0 and 0.0 <= metrics["voc_map_50"] <= 1.0
+
+
+def test_train_detector_rejects_what_torchvision_would_crash_on(scenes):
+    images, targets = scenes
+    model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
+    bad_labels = [dict(t, labels=t["labels"].int()) for t in targets]
+    with pytest.raises(TypeError, match="int64"):
+        D.train_detector(model, images, bad_labels, steps=1, progress=False)
+    flat = [dict(t) for t in targets]
+    flat[0] = {"boxes": torch.tensor([[3.0, 3, 3, 9]]), "labels": torch.tensor([1])}
+    with pytest.raises(ValueError, match="zero width"):
+        D.train_detector(model, images, flat, steps=1, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        D.train_detector(model, images, targets, steps=0, progress=False)
+
+
+def test_flip_mirrors_boxes(scenes):
+    images, targets = scenes
+    image, target = D._flip(images[0], targets[0])
+    assert torch.equal(image.flip(-1), images[0])
+    back = D._flip(image, target)[1]["boxes"]
+    assert torch.equal(back, targets[0]["boxes"])
+    assert bool((target["boxes"][:, 2] > target["boxes"][:, 0]).all())
+
+
+def test_model_anchors_are_the_exercise_reference():
+    model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
+    generator = model.rpn.anchor_generator
+    from torchvision.models.detection.image_list import ImageList
+
+    anchors = generator(ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)]), [torch.zeros(1, 64, 16, 16)])[0]
+    assert torch.equal(anchors, reference_anchors((8, 16, 32), (0.5, 1.0, 2.0), (16, 16), 4))
+
+
+def test_simulated_detections_are_deterministic_and_well_formed(scenes):
+    _, targets = scenes
+    a = D.simulated_detections(targets, seed=1)
+    b = D.simulated_detections(targets, seed=1)
+    for p, q, t in zip(a, b, targets):
+        assert torch.equal(p["boxes"], q["boxes"]) and torch.equal(p["scores"], q["scores"])
+        assert p["labels"].dtype == torch.int64
+        assert bool((p["boxes"][:, 2:] >= p["boxes"][:, :2]).all())
+    result = mean_average_precision(a, targets)
+    assert 0.0 < result["map_50"] <= 1.0
+    perfect = D.simulated_detections(targets, seed=0, miss_rate=0.0, jitter=0.0, duplicate_rate=0.0,
+                                      junk_per_image=0.0, confusion=0.0)
+    assert mean_average_precision(perfect, targets, iou_thresholds=[0.5])["map"] == pytest.approx(1.0)
+
+
+def test_drawings_run(scenes):
+    images, targets = scenes
+    preds = D.simulated_detections(targets, seed=2)
+    fig, axes = plt.subplots(1, 4)
+    D.draw_detections(axes[0], images[0], preds[0], targets[0], score_threshold=0.3)
+    D.draw_proposals(axes[1], images[0], targets[0]["boxes"], top=5)
+    flags = D.draw_matches(axes[2], images[0], preds[0], targets[0], 0.5)
+    assert flags.shape == preds[0]["scores"].shape
+    D.draw_pr_curve(axes[3], preds[0]["scores"], flags, len(targets[0]["boxes"]), label="x")
+    assert len(axes[0].patches) >= len(targets[0]["boxes"])
+    plt.close(fig)
