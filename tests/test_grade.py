@@ -166,7 +166,7 @@ def test_table_totals_per_student_and_notebook(graded):
 @pytest.mark.skipif(not NB00_SOLUTION.exists(), reason="notebook 00 has not landed yet")
 def test_notebook_00_solution_passes_every_exercise_and_student_version_none(graded):
     registered = set(grade.registered_exercises("00_start_here"))
-    assert len(registered) >= 3
+    assert registered, "helpers.exercises.nb00 registers no exercise"
     solution = results_of(graded, "solutions", "00_start_here")
     student = results_of(graded, "notebooks", "00_start_here")
     assert set(solution) == registered and all(r["passed"] == "1" for r in solution.values()), solution
@@ -214,7 +214,7 @@ def test_missing_and_edited_check_cells_count_as_failed(tmp_path, monkeypatch):
     nb = fixture_solution()
     checks = [c for c in nb.cells if c.metadata.get("exercise")]
     nb.cells.remove(checks[0])  # the `answer` check is deleted
-    checks[1].source = "print('trust me')"  # the `double` check no longer checks
+    checks[1].source = "print('Correct')  # ex.double.check()"  # the `double` check no longer checks
     sub = grade.read_submission(grade.Submission("mallory", write(nb, tmp_path / "m.ipynb")))
     monkeypatch.setattr(grade, "registered_exercises", lambda notebook: ["answer", "double", "colour"])
     passed_call = {"setup": {"outcome": "passed"}, "call": {"outcome": "passed"}}
@@ -235,6 +235,8 @@ def test_missing_and_edited_check_cells_count_as_failed(tmp_path, monkeypatch):
         ({"setup": {"outcome": "passed"}, "call": {"outcome": "failed", "ename": "NameError", "evalue": "x"}}, (False, "error")),
         ({"setup": {"outcome": "passed"}, "call": {"outcome": "failed", "ename": "Incorrect", "evalue": "incorrect: no"}}, (False, "incorrect")),
         ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed"}}, (True, "passed")),
+        # a check cell tagged `raises-exception` passes nbval although the check raised
+        ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed", "ename": "Incorrect", "evalue": "no"}}, (False, "incorrect")),
     ],
 )
 def test_cell_verdicts(phases, expected):
@@ -256,3 +258,18 @@ def test_csv_has_one_line_per_exercise(tmp_path):
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
     assert [(r["exercise"], r["passed"], r["status"]) for r in rows] == [("x", "1", "passed"), ("y", "0", "incorrect")]
     assert json.dumps(rows)  # plain strings throughout
+
+
+def test_check_calls_are_read_from_code_not_comments():
+    assert grade.checked_exercises("ex.a.check()\n# ex.b.check()") == {"a"}
+    assert grade.checked_exercises("ex.a.check(lambda x: x)", plain_only=True) == set()
+    assert grade.checked_exercises("ex.a.check(lambda x: x)") == {"a"}
+    assert grade.checked_exercises("%time ex.a.check()  # ex.b.check()", plain_only=True) == {"a"}
+
+
+def test_a_demonstration_of_a_failing_check_is_not_a_check_cell(tmp_path):
+    nb = fixture_student()
+    demo = nbformat.v4.new_code_cell("ex.answer.check(41)", metadata={"tags": ["raises-exception"]})
+    nb.cells.insert(2, demo)
+    sub = grade.read_submission(grade.Submission("x", write(nb, tmp_path / "demo.ipynb")))
+    assert [name for _, name, _ in sub.check_cells] == ["answer", "double", "colour"]
