@@ -25,5 +25,11 @@ execute: $(STAMP)        ## re-execute solution notebooks in place: make execute
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(or $(NB),notebooks/solutions/[0-9]*.ipynb)
 	$(PY) -m helpers.build
 
+grade: $(STAMP)          ## grade submissions: make grade SUBMISSIONS="folder or notebooks" [CSV=grades.csv] [TIMEOUT=900] [WORKERS=4]
+	$(PY) -m helpers.grade $(or $(SUBMISSIONS),notebooks/solutions) $(if $(CSV),--csv $(CSV)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(WORKERS),--workers $(WORKERS))
+
+bench: $(STAMP)          ## run every solution notebook, timed; print seconds, quality figures and device
+	$(PY) benchmarks/series.py
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

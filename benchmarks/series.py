@@ -1,0 +1,226 @@
+"""Run every solution notebook once, timed, and print a Markdown table of seconds and quality figures.
+
+    python benchmarks/series.py [NOTEBOOK...] [--timeout S] [--json FILE] [--markdown FILE]
+
+Each notebook is copied into a temporary folder and executed there with nbclient, in a kernel of this
+very Python environment (so the committed notebook is never touched). The quality figures are what
+the notebook prints on lines of the form
+
+    METRIC <name> = <value>
+    METRIC <name> = <value> (<what the notebook asserts>)
+
+for example `METRIC test accuracy = 0.947 (>= 0.90)`; see benchmarks/README.md. The table also names
+the device, and says whether the series met the goal of at most 600 s on a CPU.
+
+Exit status: 0 when every notebook ran, 1 when one failed (the table still lists the others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "notebooks" / "solutions"
+CPU_GOAL_SECONDS = 600
+METRIC_LINE = re.compile(
+    r"^\s*METRIC\s+(?P<name>[^=]+?)\s*=\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?)\s*(?:\((?P<bound>[^)]*)\))?\s*$"
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Metric:
+    """One quality figure a notebook printed: `METRIC name = value (bound)`."""
+
+    name: str
+    value: str
+    bound: str = ""
+
+
+@dataclass
+class Run:
+    """One notebook's run: how long it took, what it printed as quality, and whether it finished."""
+
+    notebook: str
+    seconds: float
+    ok: bool
+    metrics: list[Metric] = field(default_factory=list)
+    error: str = ""
+    slowest_cell: tuple[int, float] | None = None  # (code cell number, seconds)
+
+
+def parse_metrics(text: str) -> list[Metric]:
+    """Every `METRIC name = value [(bound)]` line in `text`, in order."""
+    found = []
+    for line in ANSI.sub("", text).splitlines():
+        match = METRIC_LINE.match(line)
+        if match:
+            found.append(Metric(match["name"], match["value"], (match["bound"] or "").strip()))
+    return found
+
+
+def output_text(cell) -> str:
+    """The text a code cell printed or displayed (streams and text/plain results)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def current_env_kernel():
+    """A kernel manager that starts ipykernel with this very interpreter (like nbval's --nbval-current-env)."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    class CurrentEnvironment(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name=f"Python ({sys.executable})",
+                language="python",
+            )
+
+    return KernelManager(kernel_name="current-environment", kernel_spec_manager=CurrentEnvironment())
+
+
+def run_notebook(path: Path, timeout: float) -> Run:
+    """Execute a temporary copy of the notebook at `path`; return its time, metrics and any error."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory(prefix="seeing-networks-bench-") as tmp:
+        shutil.copy2(path, Path(tmp) / path.name)
+        client = NotebookClient(
+            nb, km=current_env_kernel(), timeout=timeout, resources={"metadata": {"path": tmp}}, record_timing=True
+        )
+        started = time.perf_counter()
+        error = ""
+        try:
+            client.execute()
+        except Exception as failure:  # a failing cell, a timeout, a dead kernel
+            error = " ".join(f"{type(failure).__name__}: {failure}".split())[:300]
+        seconds = time.perf_counter() - started
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    metrics = [m for c in code for m in parse_metrics(output_text(c))]
+    return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code))
+
+
+def slowest_cell(code_cells) -> tuple[int, float] | None:
+    """(code cell number, seconds) of the cell that ran longest, from nbclient's timing metadata."""
+    best = None
+    for number, cell in enumerate(code_cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if start and end:
+            took = (_dt.datetime.fromisoformat(end.replace("Z", "+00:00")) - _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            if best is None or took > best[1]:
+                best = (number, took)
+    return best
+
+
+def describe_device() -> dict:
+    """What the notebooks ran on: the device they pick, its name, the CPU, the library versions."""
+    import torch
+    import torchvision
+
+    from helpers.session import pick_device
+
+    device = pick_device()
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def device_line(info: dict) -> str:
+    where = f"{info['gpu']} (CUDA)" if info["gpu"] else f"CPU, {info['cores']} cores, {info['torch_threads']} torch threads"
+    return (
+        f"{info['date']} · device `{info['device']}`: {where} · {info['cpu']} · "
+        f"torch {info['torch']} · torchvision {info['torchvision']} · Python {info['python']}"
+    )
+
+
+def format_table(runs: list[Run], info: dict) -> str:
+    """The Markdown table: one row per notebook, then the total and the CPU goal."""
+    lines = [
+        device_line(info),
+        "",
+        "| notebook | seconds | quality (as asserted in the notebook) | slowest cell | status |",
+        "|---|---:|---|---|---|",
+    ]
+    for run in runs:
+        quality = "; ".join(f"{m.name} = {m.value}" + (f" ({m.bound})" if m.bound else "") for m in run.metrics) or "–"
+        slow = f"cell {run.slowest_cell[0]}: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
+        status = "ok" if run.ok else f"FAILED: {run.error.replace('|', '/')}"
+        lines.append(f"| {run.notebook} | {run.seconds:.1f} | {quality.replace('|', '/')} | {slow} | {status} |")
+    total = sum(r.seconds for r in runs)
+    if info["device"] == "cpu":
+        goal = f"goal on a CPU: at most {CPU_GOAL_SECONDS} s, {'met' if total <= CPU_GOAL_SECONDS else 'NOT met'}"
+    else:
+        goal = f"on {info['device']}"
+    lines.append(f"| **total** | **{total:.1f}** | {goal} | | {sum(r.ok for r in runs)}/{len(runs)} ran |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/series.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: every notebooks/solutions/NN_*.ipynb)")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds allowed per cell (default 1200)")
+    parser.add_argument("--json", type=Path, help="also write the runs and the device as JSON here")
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if not paths or missing:
+        parser.error(f"notebooks must be existing .ipynb files, got {missing or 'none in ' + str(SOLUTIONS)}")
+    info = describe_device()
+    print(device_line(info), flush=True)
+    runs = []
+    for path in paths:
+        print(f"running {path.name} ...", end=" ", flush=True)
+        run = run_notebook(Path(path).resolve(), args.timeout)
+        print(f"{run.seconds:.1f} s" + ("" if run.ok else f"  FAILED: {run.error}"), flush=True)
+        runs.append(run)
+    table = format_table(runs, info)
+    print()
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    if args.json:
+        args.json.write_text(json.dumps({"device": info, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
+    return 0 if all(r.ok for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # `helpers` also when the course is not installed
+    sys.exit(main())
