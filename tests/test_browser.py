@@ -181,9 +181,14 @@ def jupyterlab(tmp_path):
         log.close()
 
 
-def test_widgets_render_as_controls_in_jupyterlab(jupyterlab, tmp_path):
-    chromium = ensure_chromium()
-    sync_api = ensure_playwright()
+@pytest.fixture
+def browser_tools():
+    """(Chromium's path, Playwright's sync API), installed first if they are missing."""
+    return ensure_chromium(), ensure_playwright()
+
+
+def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp_path):
+    chromium, sync_api = browser_tools
     url, token = jupyterlab
     widget_notebook(tmp_path / "widgets.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -101,6 +101,15 @@ def test_before_helpers_is_importable_the_cell_uses_only_the_standard_library():
     assert modules and all(m in sys.stdlib_module_names for m in modules), modules
 
 
+def test_data_comes_with_the_clone():
+    """The clone is installed in place (`pip install -e`), so `data/` is found next to `helpers/`."""
+    import helpers
+    from helpers import data
+
+    assert data.DATA_DIR == Path(helpers.__file__).resolve().parent.parent / "data"
+    assert '"-e"' in session.SETUP_CELL
+
+
 def test_the_repository_address_is_written_once():
     assert session.REPO_URL.startswith("https://") and session.REPO_URL.endswith(".git")
     assert session.SETUP_CELL.count(session.REPO_URL) == 1
