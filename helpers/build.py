@@ -64,12 +64,16 @@ def check_cell_exercise(source: str) -> str | None:
 
 
 def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
-    """Write `{"exercise": {"notebook", "id"}}` into every check cell's metadata. True if anything changed."""
+    """Write `{"exercise": {"notebook", "id"}}` into every check cell's metadata. True if anything changed.
+
+    A cell tagged `raises-exception` demonstrates a failing check on purpose and is not a check cell.
+    """
     changed = False
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        name = check_cell_exercise(cell.source)
+        demo = "raises-exception" in cell.metadata.get("tags", [])  # shows a failing check on purpose
+        name = None if demo else check_cell_exercise(cell.source)
         wanted = {"notebook": notebook_name, "id": name} if name else None
         if cell.metadata.get("exercise") != wanted:
             if wanted is None:
@@ -118,8 +122,9 @@ def solution_paths(solutions_dir: Path) -> list[Path]:
     return sorted(p for p in solutions_dir.glob("[0-9][0-9]_*.ipynb"))
 
 
-def build(notebooks_dir: Path, force: bool = False, check: bool = False, out=sys.stdout) -> int:
+def build(notebooks_dir: Path, force: bool = False, check: bool = False, out=None) -> int:
     """Generate (or with `check`, compare) every student notebook. Returns a process exit code."""
+    out = out or sys.stdout
     notebooks_dir = Path(notebooks_dir)
     solutions = solution_paths(notebooks_dir / "solutions")
     if not solutions:

@@ -1,0 +1,153 @@
+"""Student notebooks: generated from solutions, never clobbering a student's edits, always in sync."""
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from helpers import build
+from helpers.exercises.core import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_student_notebooks_are_in_sync(capsys):
+    assert build.build(ROOT / "notebooks", check=True) == 0, capsys.readouterr().out
+
+
+def test_no_solution_text_remains_in_student_notebooks():
+    for solution_path in build.solution_paths(ROOT / "notebooks" / "solutions"):
+        student = (ROOT / "notebooks" / solution_path.name).read_text()
+        solution = nbformat.read(solution_path, as_version=4)
+        for cell in solution.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                if line.strip().startswith(build.BEGIN):
+                    inside = True
+                elif line.strip().startswith(build.END):
+                    inside = False
+                elif inside and len(line.strip()) > 12:
+                    assert line.strip() not in student, f"{solution_path.name}: solution line leaked: {line.strip()}"
+
+
+def test_student_notebooks_have_no_outputs_and_every_solution_region_a_stub():
+    for solution_path in build.solution_paths(ROOT / "notebooks" / "solutions"):
+        solution = nbformat.read(solution_path, as_version=4)
+        student = nbformat.read(ROOT / "notebooks" / solution_path.name, as_version=4)
+        assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+        regions = sum(c.source.count(build.BEGIN) for c in solution.cells)
+        stubs = sum(c.source.count(build.CODE_STUB) + c.source.count(build.MARKDOWN_STUB) for c in student.cells)
+        assert regions > 0 and stubs >= regions
+
+
+def test_every_notebook_opens_with_the_setup_cell_and_checks_its_exercises():
+    import importlib
+    import pkgutil
+
+    import helpers.exercises
+    from helpers.session import SETUP_CELL
+
+    for m in pkgutil.iter_modules(helpers.exercises.__path__):
+        if m.name.startswith("nb"):
+            importlib.import_module(f"helpers.exercises.{m.name}")
+    for solution_path in build.solution_paths(ROOT / "notebooks" / "solutions"):
+        nb = nbformat.read(solution_path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code[0].source == SETUP_CELL, f"{solution_path.name}: first code cell is not SETUP_CELL"
+        checked = {c.metadata["exercise"]["id"] for c in code if "exercise" in c.metadata}
+        registered = {name for (notebook, name) in REGISTRY if notebook == solution_path.stem}
+        assert checked == registered and len(checked) >= 2, solution_path.name
+
+
+def _mini_course(tmp_path: Path) -> Path:
+    (tmp_path / "solutions").mkdir()
+    nb = new_notebook(cells=[
+        new_markdown_cell("Explain.\n### BEGIN SOLUTION\nThe answer is 4.\n### END SOLUTION"),
+        new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION"),
+        new_code_cell("ex.f.check()"),
+    ])
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello")]
+    nbformat.write(nb, tmp_path / "solutions" / "01_mini.ipynb")
+    return tmp_path
+
+
+def test_build_replaces_regions_with_stubs_and_labels_checks(tmp_path, capsys):
+    course = _mini_course(tmp_path)
+    assert build.build(course) == 0
+    student = nbformat.read(course / "01_mini.ipynb", as_version=4)
+    assert student.cells[0].source == "Explain.\nYOUR ANSWER HERE"
+    assert student.cells[1].source == "def f(x):\n    raise NotImplementedError()"
+    assert student.cells[1].outputs == []
+    assert student.cells[2].metadata["exercise"] == {"notebook": "01_mini", "id": "f"}
+    assert nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4).cells[2].metadata["exercise"]["id"] == "f"
+    assert build.build(course, check=True) == 0
+    assert "up to date" in (capsys.readouterr(), build.build(course), capsys.readouterr().out)[2]
+
+
+def test_build_refuses_to_clobber_an_edited_notebook_and_force_keeps_a_backup(tmp_path, capsys):
+    course = _mini_course(tmp_path)
+    build.build(course)
+    student_path = course / "01_mini.ipynb"
+    nb = nbformat.read(student_path, as_version=4)
+    nb.cells[1].source = "def f(x):\n    return x + 1  # my work"
+    nbformat.write(nb, student_path)
+    mine = student_path.read_text()
+
+    # the solution changes, so the build wants to rewrite the student notebook
+    sol = nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4)
+    sol.cells[0].source += "\nMore prose."
+    nbformat.write(sol, course / "solutions" / "01_mini.ipynb")
+
+    capsys.readouterr()
+    assert build.build(course) == 1
+    assert "KEPT" in capsys.readouterr().out and student_path.read_text() == mine
+    assert build.build(course, check=True) == 1
+
+    assert build.build(course, force=True) == 0
+    backups = list((course / "backup").glob("01_mini-*.ipynb"))
+    assert len(backups) == 1 and backups[0].read_text() == mine
+    assert "More prose." in student_path.read_text()
+
+
+def test_running_a_student_notebook_is_not_an_edit(tmp_path):
+    course = _mini_course(tmp_path)
+    build.build(course)
+    nb = nbformat.read(course / "01_mini.ipynb", as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="ran")]
+    nbformat.write(nb, course / "01_mini.ipynb")
+    assert not build.was_edited(course / "01_mini.ipynb")
+
+
+def test_check_catches_drift(tmp_path, capsys):
+    course = _mini_course(tmp_path)
+    build.build(course)
+    sol = nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4)
+    sol.cells[1].source = sol.cells[1].source.replace("def f(x):", "def f(x, y=0):")
+    nbformat.write(sol, course / "solutions" / "01_mini.ipynb")
+    assert build.build(course, check=True) == 1
+    assert "differs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source", [
+    "### BEGIN SOLUTION\nx = 1",
+    "x = 1\n### END SOLUTION",
+    "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+])
+def test_unbalanced_markers_are_refused(source):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        build.strip_solutions(source, "code")
+
+
+def test_a_demo_cell_that_fails_on_purpose_is_not_a_check_cell():
+    nb = new_notebook(cells=[new_code_cell("ex.f.check(lambda x: 0)", metadata={"tags": ["raises-exception"]})])
+    build.label_check_cells(nb, "01_mini")
+    assert "exercise" not in nb.cells[0].metadata
+
+
+def test_cli_check_exit_code(tmp_path):
+    course = _mini_course(tmp_path)
+    assert build.main(["--notebooks", str(course), "--check"]) == 1  # nothing generated yet
+    assert build.main(["--notebooks", str(course)]) == 0
+    assert build.main(["--notebooks", str(course), "--check"]) == 0

@@ -1,0 +1,113 @@
+"""ShapesScenes: conventions, determinism, and agreement between the targets of the four tasks."""
+
+import pytest
+import torch
+from torchvision.ops import masks_to_boxes
+
+from helpers.data import CLASSES, NUM_CLASSES, ShapesScenes, boxes_from_masks, collate, semantic_from_instances, stack_single
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    ds = ShapesScenes(40, size=64, seed=3)
+    return [ds[i] for i in range(len(ds))]
+
+
+def test_item_follows_torchvision_conventions(scenes):
+    for image, t in scenes:
+        n = len(t["labels"])
+        assert image.dtype == torch.float32 and image.shape == (3, 64, 64)
+        assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        assert t["boxes"].dtype == torch.float32 and t["boxes"].shape == (n, 4)
+        assert t["labels"].dtype == torch.int64 and 1 <= int(t["labels"].min()) and int(t["labels"].max()) <= NUM_CLASSES
+        assert t["masks"].dtype == torch.uint8 and t["masks"].shape == (n, 64, 64)
+        assert t["semantic"].dtype == torch.int64 and t["semantic"].shape == (64, 64)
+        assert t["label"].dtype == torch.int64 and t["label"].dim() == 0
+        assert t["box"].shape == (4,) and t["area"].shape == (n,)
+
+
+def test_boxes_are_tight_around_visible_pixels(scenes):
+    for _, t in scenes:
+        expected = masks_to_boxes(t["masks"]) + torch.tensor([0.0, 0.0, 1.0, 1.0])  # pixel edges
+        assert torch.equal(t["boxes"], expected)
+        assert bool((t["boxes"][:, 2:] > t["boxes"][:, :2]).all())
+
+
+def test_masks_are_disjoint_visible_and_match_the_semantic_map(scenes):
+    for _, t in scenes:
+        assert int(t["masks"].sum(0).max()) <= 1
+        assert bool((t["area"] > 0).all())
+        assert torch.equal(t["semantic"], semantic_from_instances(t["masks"], t["labels"]))
+        assert torch.equal(t["semantic"] > 0, t["masks"].sum(0) > 0)
+
+
+def test_main_object_is_the_largest(scenes):
+    for _, t in scenes:
+        k = int(t["area"].argmax())
+        assert int(t["label"]) == int(t["labels"][k]) and torch.equal(t["box"], t["boxes"][k])
+
+
+def test_scenes_are_fixed_by_seed_and_index():
+    a, b, c = ShapesScenes(5, seed=1), ShapesScenes(5, seed=1), ShapesScenes(5, seed=2)
+    for i in range(5):
+        assert torch.equal(a[i][0], b[i][0])
+        assert not torch.equal(a[i][0], c[i][0])
+    assert torch.equal(ShapesScenes(100, seed=1)[3][0], a[3][0])  # n does not change scene i
+    assert not torch.equal(a[0][0], a[1][0])
+
+
+def test_all_classes_and_object_counts_appear():
+    ds = ShapesScenes(200, size=48, seed=0, num_objects=(1, 4))
+    labels = torch.cat([ds[i][1]["labels"] for i in range(len(ds))])
+    counts = {len(ds[i][1]["labels"]) for i in range(len(ds))}
+    assert set(labels.tolist()) == set(range(1, NUM_CLASSES + 1))
+    assert counts == {1, 2, 3, 4}
+    assert CLASSES[0] == "background" and len(CLASSES) == NUM_CLASSES + 1
+
+
+def test_some_shapes_are_partly_hidden():
+    ds = ShapesScenes(100, size=64, seed=0, num_objects=4)
+    hidden = 0
+    for i in range(len(ds)):
+        image, t = ds[i]
+        box_area = (t["boxes"][:, 2:] - t["boxes"][:, :2]).prod(1)
+        hidden += int((t["area"] < 0.5 * box_area).sum())
+    assert hidden > 0
+
+
+def test_single_object_scenes():
+    ds = ShapesScenes(30, seed=0, num_objects=1)
+    assert all(len(ds[i][1]["labels"]) == 1 for i in range(len(ds)))
+
+
+def test_collate_and_stack_single():
+    ds = ShapesScenes(4, size=32, seed=0)
+    images, targets = collate([ds[i] for i in range(4)])
+    assert len(images) == 4 and len(targets) == 4 and images[0].shape == (3, 32, 32)
+    x, labels, boxes = stack_single(ds)
+    assert x.shape == (4, 3, 32, 32) and labels.shape == (4,) and boxes.shape == (4, 4)
+
+
+def test_boxes_from_masks_handles_a_single_pixel():
+    mask = torch.zeros(1, 5, 5, dtype=torch.uint8)
+    mask[0, 2, 3] = 1
+    assert boxes_from_masks(mask).tolist() == [[3.0, 2.0, 4.0, 3.0]]
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [({"n": -1}, "n"), ({"n": 3, "size": 16}, "size"), ({"n": 3, "num_objects": 0}, "num_objects"),
+     ({"n": 3, "num_objects": (3, 2)}, "num_objects"), ({"n": 3, "scale": (0.3, 0.1)}, "scale"), ({"n": 3, "seed": 1.5}, "seed")],
+)
+def test_bad_arguments_are_named(kwargs, word):
+    with pytest.raises((ValueError, TypeError), match=word):
+        ShapesScenes(**kwargs)
+
+
+def test_bad_index_and_bad_semantic_inputs():
+    with pytest.raises(IndexError, match="index"):
+        ShapesScenes(3)[3]
+    with pytest.raises(ValueError, match="masks"):
+        semantic_from_instances(torch.zeros(4, 4), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ValueError, match="labels"):
+        semantic_from_instances(torch.zeros(2, 4, 4), torch.zeros(3, dtype=torch.int64))

@@ -1,0 +1,102 @@
+"""The check machinery itself: verdicts, rendering, name lookup, and that it never crashes."""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.exercises.core import (
+    Case, FunctionExercise, Incorrect, NotAttempted, ValueExercise, compare_scalars, compare_tensors,
+)
+
+square = FunctionExercise(
+    notebook="test_machinery",
+    name="square",
+    reference=lambda x: x**2,
+    cases=lambda: [Case("a vector of three", (torch.tensor([1.0, -2.0, 3.0]),)), Case("a 2x2 matrix", (torch.eye(2),))],
+    hint="Multiply x by itself.",
+    solution="def square(x):\n    return x * x",
+)
+forty_two = ValueExercise(notebook="test_machinery", name="the_answer", expected=42, hint="Six times seven.", solution="the_answer = 42")
+
+
+def test_correct_prints_a_short_green_line(capsys):
+    square.check(lambda x: x * x)
+    out = capsys.readouterr().out
+    assert "Correct" in out and len(out.splitlines()) == 1
+
+
+def test_stub_is_not_attempted_and_renders_in_two_lines():
+    def stub(x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotAttempted) as failure:
+        square.check(stub)
+    lines = failure.value._render_traceback_()
+    assert len(lines) == 2 and "not attempted" in lines[0].lower() and "hint()" in lines[1]
+
+
+def test_wrong_answer_names_the_input_and_the_difference_not_the_solution():
+    with pytest.raises(Incorrect) as failure:
+        square.check(lambda x: 2 * x)
+    message = failure.value.message
+    assert "a vector of three" in message and "differ" in message
+    assert "9" not in message  # the expected value 3**2 is not revealed
+
+
+def test_student_exceptions_become_verdicts():
+    with pytest.raises(Incorrect, match="ZeroDivisionError"):
+        square.check(lambda x: 1 / 0)
+
+
+def test_inputs_are_copied_so_in_place_edits_cannot_fool_the_check():
+    def sneaky(x):
+        x.mul_(x)
+        return x
+
+    square.check(sneaky)  # correct, and the reference still saw the original input
+
+
+def test_check_looks_the_answer_up_in_the_callers_globals(capsys):
+    with pytest.raises(NotAttempted, match="not defined"):
+        forty_two.check()
+    globals()["answer_value_for_lookup"] = 1
+    lookup = ValueExercise(notebook="test_machinery", name="answer_value_for_lookup", expected=1, hint="h", solution="s = 1")
+    lookup.check()
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("odd", [None, "42", [42], np.float64("nan"), torch.tensor([42, 42]), object()])
+def test_value_exercise_handles_odd_answers(odd):
+    with pytest.raises(Incorrect):
+        forty_two.check(odd)
+
+
+def test_value_exercise_accepts_equivalent_numbers(capsys):
+    for good in (42, 42.0, np.int64(42), torch.tensor(42)):
+        forty_two.check(good)
+    assert capsys.readouterr().out.count("Correct") == 4
+
+
+def test_compare_tensors_messages():
+    e = torch.zeros(2, 3)
+    assert compare_tensors(e, torch.zeros(2, 3)) is None
+    assert "shape" in compare_tensors(e, torch.zeros(3, 2))
+    assert "floating-point" in compare_tensors(e, torch.zeros(2, 3, dtype=torch.int64))
+    assert "numpy" in compare_tensors(e, np.zeros((2, 3)))
+    assert "return" in compare_tensors(e, None)
+    assert "NaN" in compare_tensors(e, torch.full((2, 3), float("nan")))
+    assert "1 of 6 values differ" in compare_tensors(e, torch.tensor([[0, 0, 0], [0, 0.5, 0]]))
+    assert compare_scalars(1.0, torch.ones(3)).startswith("expected a single number")
+    assert compare_scalars(1.0, True).startswith("expected a number")
+
+
+def test_a_broken_reference_still_gives_a_verdict_not_a_crash():
+    broken = FunctionExercise(notebook="test_machinery", name="broken", reference=lambda x: 1 / 0,
+                              cases=lambda: [Case("x", (1,))], hint="h", solution="def broken(x): pass")
+    with pytest.raises(Incorrect, match="checking it failed"):
+        broken.check(lambda x: x)
+
+
+def test_names_must_be_identifiers():
+    with pytest.raises(ValueError, match="name"):
+        ValueExercise(notebook="n", name="not an identifier", expected=1, hint="h", solution="s")
