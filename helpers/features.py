@@ -1,0 +1,390 @@
+"""Feature networks for visualisation: load one (pretrained when the weights can be had), grab
+activations at named layers with forward hooks, and cut a network after the last layer needed.
+
+- `load_vgg19()` gives VGG-19's convolutional trunk with layers named as in Gatys et al.
+  (`conv1_1`, `relu1_1`, ..., `pool5`). Without ImageNet weights it falls back to the same network
+  with fixed-seed random weights, which still capture texture statistics (Ustyuzhaninov et al. 2016).
+- `load_googlenet()` gives GoogLeNet's trunk (`conv1` ... `inception5b`), the original DeepDream
+  network. Without weights it returns None and the notebook trains a small stand-in
+  (`shapes_classifier` and `helpers.dream.train_shapes_classifier`).
+- `pretrained_state_dict(weights)` looks in the torch hub cache, then tries a download that gives up
+  within seconds when the network is unreachable. `SEEING_NETWORKS_OFFLINE=1` skips the download.
+
+Images given to a `FeatureNetwork` are normalised with its `normalise` first; its `mean`/`std` say how.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision
+
+#: Set to 1 (or true/yes) to skip every download attempt, as in tests and CI.
+OFFLINE_ENV = "SEEING_NETWORKS_OFFLINE"
+#: Seconds the reachability probe may take before the download is given up.
+PROBE_TIMEOUT_S = 4.0
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights: cache, fast-failing download, offline switch
+# --------------------------------------------------------------------------------------------
+
+
+def offline_forced() -> bool:
+    """True when `SEEING_NETWORKS_OFFLINE` asks to skip downloads (1, true, yes, on)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cached_weights_path(weights) -> Path:
+    """Where torch hub keeps (or would keep) the file of a torchvision `weights` enum member."""
+    name = os.path.basename(urllib.parse.urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    """Can a HEAD request to `url` be answered within `timeout` seconds (proxies honoured)?
+
+    Runs in a daemon thread so that even a stuck name lookup cannot hold the caller longer.
+    """
+    answer = {"ok": False}
+
+    def probe():
+        try:
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout):
+                answer["ok"] = True
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return answer["ok"] and not thread.is_alive()
+
+
+def pretrained_state_dict(weights, timeout: float = PROBE_TIMEOUT_S):
+    """The state dict of torchvision `weights` (e.g. `VGG19_Weights.IMAGENET1K_V1`), or None.
+
+    Order: the torch hub cache on disk; nothing more when `SEEING_NETWORKS_OFFLINE` is set; else a
+    probe of the download address that gives up after `timeout` seconds, then the download itself
+    (each socket operation limited to 30 s, so a slow but live connection still finishes).
+    """
+    if not hasattr(weights, "url") or not hasattr(weights, "get_state_dict"):
+        raise TypeError(f"weights must be a torchvision weights enum member, got {type(weights).__name__}")
+    path = cached_weights_path(weights)
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            pass  # a broken file: try to fetch it again below
+    if offline_forced() or not _reachable(weights.url, timeout):
+        return None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30.0)
+    try:
+        return weights.get_state_dict(progress=False)
+    except Exception:
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# --------------------------------------------------------------------------------------------
+# A network with named layers and its input normalisation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureNetwork:
+    """A trunk (`nn.Sequential` with named layers) in eval mode with frozen weights, and how to feed it.
+
+    name: what it is, in words; model: the trunk; mean, std: `[3]` tensors, the input normalisation
+    (`normalise(image) = (image - mean) / std` for images in [0, 1]); pretrained: whether it carries
+    learned ImageNet weights; note: one line saying what was loaded and what it means for pictures.
+    """
+
+    name: str
+    model: nn.Sequential
+    mean: torch.Tensor
+    std: torch.Tensor
+    pretrained: bool
+    note: str
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The names of the trunk's layers, in order."""
+        return [name for name, _ in self.model.named_children()]
+
+    def to(self, device) -> "FeatureNetwork":
+        """Move the trunk and the normalisation to `device` (in place); returns self."""
+        self.model.to(device)
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1], `[B,3,H,W]` or `[3,H,W]` -> the network's input scale, same shape."""
+        _check_images(images, "images")
+        return (images - self.mean.view(3, 1, 1)) / self.std.view(3, 1, 1)
+
+    def denormalise(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The inverse of `normalise`: network inputs -> images (in [0, 1] when they came from there)."""
+        _check_images(inputs, "inputs")
+        return inputs * self.std.view(3, 1, 1) + self.mean.view(3, 1, 1)
+
+    def input_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel `(low, high)`, each `[3,1,1]`: where the pixel values 0 and 1 land after `normalise`."""
+        low = (0 - self.mean) / self.std
+        high = (1 - self.mean) / self.std
+        return low.view(3, 1, 1), high.view(3, 1, 1)
+
+    def truncated(self, last_layer: str) -> "FeatureNetwork":
+        """A copy whose trunk stops after `last_layer` (the weights are shared, not copied)."""
+        return replace(self, model=truncate(self.model, last_layer))
+
+    def activations(self, inputs: torch.Tensor, layers) -> dict:
+        """Run normalised `inputs` `[B,3,H,W]` and return `{layer: activation [B,C,h,w]}` for `layers`."""
+        return activations(self.model, inputs, layers)
+
+
+def _check_images(images, argument: str) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{argument} must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f"{argument} must have shape [B,3,H,W] or [3,H,W], got {list(images.shape)}")
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Hooks and truncation
+# --------------------------------------------------------------------------------------------
+
+
+class LayerHooks:
+    """Forward hooks that keep the outputs of named sub-modules while the context is open.
+
+    >>> with LayerHooks(model, ["relu1_1", "relu2_1"]) as hooks:
+    ...     model(x)
+    >>> hooks.outputs["relu1_1"].shape
+    """
+
+    def __init__(self, model: nn.Module, layers):
+        if isinstance(layers, str):
+            layers = [layers]
+        modules = dict(model.named_modules())
+        missing = [name for name in layers if name not in modules or name == ""]
+        if missing:
+            known = [n for n in modules if n][:40]
+            raise ValueError(f"layers must name sub-modules of the model; unknown {missing}, known include {known}")
+        self.model, self.layers = model, list(layers)
+        self.outputs: dict = {}
+        self._handles: list = []
+        self._modules = modules
+
+    def __enter__(self) -> "LayerHooks":
+        for name in self.layers:
+            def keep(module, inputs, output, name=name):
+                self.outputs[name] = output
+            self._handles.append(self._modules[name].register_forward_hook(keep))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def activations(model: nn.Module, inputs: torch.Tensor, layers) -> dict:
+    """Run `inputs` through `model` and return `{name: output}` for each named layer in `layers`."""
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+        raise ValueError(f"inputs must be a [B,C,H,W] tensor, got {getattr(inputs, 'shape', type(inputs))}")
+    with LayerHooks(model, layers) as hooks:
+        model(inputs)
+    return {name: hooks.outputs[name] for name in hooks.layers}
+
+
+def truncate(model: nn.Sequential, last_layer: str) -> nn.Sequential:
+    """The layers of a named `nn.Sequential` up to and including `last_layer` (modules are shared)."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    names = [name for name, _ in model.named_children()]
+    if last_layer not in names:
+        raise ValueError(f"last_layer must be one of {names}, got {last_layer!r}")
+    kept = OrderedDict()
+    for name, module in model.named_children():
+        kept[name] = module
+        if name == last_layer:
+            break
+    return nn.Sequential(kept)
+
+
+def last_needed(model_or_names, layers) -> str:
+    """Of `layers`, the one that comes last in the network: cut there to compute all of them."""
+    names = model_or_names.layer_names if isinstance(model_or_names, FeatureNetwork) else list(model_or_names)
+    unknown = [l for l in layers if l not in names]
+    if unknown or not layers:
+        raise ValueError(f"layers must be a non-empty list from {names}, got unknown {unknown}")
+    return max(layers, key=names.index)
+
+
+# --------------------------------------------------------------------------------------------
+# VGG-19 (style transfer, and DeepDream alternative)
+# --------------------------------------------------------------------------------------------
+
+
+def vgg_layer_names(features: nn.Sequential) -> list[str]:
+    """Gatys-style names for the modules of a torchvision VGG `features` block: conv1_1, relu1_1, ..., pool1, ..."""
+    names, block, conv = [], 1, 0
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            conv += 1
+            names.append(f"conv{block}_{conv}")
+        elif isinstance(module, nn.ReLU):
+            names.append(f"relu{block}_{conv}")
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        else:
+            raise ValueError(f"unexpected module in a VGG features block: {module}")
+    return names
+
+
+def _vgg19_trunk(state_dict, pool: str, seed: int) -> nn.Sequential:
+    """VGG-19's `features` block with named layers; random weights (VGG's own init, seeded) when no state dict."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        features = make_layers(cfgs["E"], batch_norm=False)
+        for module in features:
+            if isinstance(module, nn.Conv2d):  # as torchvision's VGG initialises its convolutions
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+    if state_dict is not None:
+        prefix = "features."
+        features.load_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+    layers = []
+    for name, module in zip(vgg_layer_names(features), features):
+        if isinstance(module, nn.ReLU):
+            module = nn.ReLU(inplace=False)  # hooks must see the activation, not a later overwrite
+        if isinstance(module, nn.MaxPool2d) and pool == "avg":
+            module = nn.AvgPool2d(kernel_size=2, stride=2)
+        layers.append((name, module))
+    return _freeze(nn.Sequential(OrderedDict(layers)))
+
+
+def load_vgg19(pool: str = "avg", seed: int = 0, device="cpu", quiet: bool = False) -> FeatureNetwork:
+    """VGG-19's convolutional trunk, ImageNet-trained when the weights can be had.
+
+    pool: "avg" (Gatys et al.'s choice, smoother images) or "max" (the trained network's own).
+    Without weights: the same architecture with fixed-seed (`seed`) random weights. Prints one line
+    saying which (unless `quiet`); the line is also in `.note`.
+    """
+    if pool not in ("avg", "max"):
+        raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+    state = pretrained_state_dict(torchvision.models.VGG19_Weights.IMAGENET1K_V1)
+    trunk = _vgg19_trunk(state, pool, seed)
+    if state is not None:
+        note = "Using VGG-19 with ImageNet weights, as Gatys et al. did: results should look like the paper's."
+    else:
+        note = (
+            f"No pretrained weights here, so using VGG-19 with random weights (seed {seed}): it still matches "
+            "colours and textures, but not the objects and brush strokes a trained network would see."
+        )
+    net = FeatureNetwork("VGG-19" + (" (ImageNet)" if state is not None else " (random weights)"), trunk,
+                         torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD), state is not None, note)
+    if not quiet:
+        print(note)
+    return net.to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# GoogLeNet (DeepDream)
+# --------------------------------------------------------------------------------------------
+
+GOOGLENET_LAYERS = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
+                    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
+                    "inception5a", "inception5b")
+
+
+def googlenet_trunk(state_dict=None) -> nn.Sequential:
+    """GoogLeNet's layers from `conv1` to `inception5b` as a named `nn.Sequential` (frozen, eval).
+
+    Its ImageNet weights expect inputs normalised with mean = std = 0.5 (torchvision's
+    `transform_input` folds ImageNet normalisation into that), which `load_googlenet` states.
+    """
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=state_dict is None)
+    if state_dict is not None:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("aux")}
+        net.load_state_dict(state_dict)
+    return _freeze(nn.Sequential(OrderedDict((name, getattr(net, name)) for name in GOOGLENET_LAYERS)))
+
+
+def load_googlenet(device="cpu", quiet: bool = False) -> FeatureNetwork | None:
+    """GoogLeNet with ImageNet weights (the original DeepDream network), or None when they cannot be had.
+
+    Prints one line saying which (unless `quiet`).
+    """
+    state = pretrained_state_dict(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1)
+    if state is None:
+        if not quiet:
+            print("No pretrained weights here, so DeepDream uses a small CNN trained below on ShapesScenes: "
+                  "it dreams of squares, discs and triangles instead of the dogs and eyes of ImageNet.")
+        return None
+    note = "Using GoogLeNet with ImageNet weights, the original DeepDream network: expect eyes, dogs and pagodas."
+    if not quiet:
+        print(note)
+    half = torch.full((3,), 0.5)
+    return FeatureNetwork("GoogLeNet (ImageNet)", googlenet_trunk(state), half, half.clone(), True, note).to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# The offline stand-in for DeepDream: a small ShapesScenes classifier
+# --------------------------------------------------------------------------------------------
+
+
+def shapes_classifier(num_classes: int = 3, widths=(16, 32, 48, 64)) -> nn.Sequential:
+    """A small all-convolutional classifier with named layers (`conv1`, `bn1`, `relu1`, `pool1`, ..., `logits`).
+
+    Four 3x3 conv + batch-norm + ReLU stages (the first three followed by 2x2 max-pool), a global
+    max-pool (does any place hold a corner of this kind?) and a linear layer. It reads images of any size `[B,3,H,W]` and returns logits
+    `[B, num_classes]`.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2, got {num_classes!r}")
+    layers, c_in = [], 3
+    for i, c_out in enumerate(widths, start=1):
+        layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)), (f"bn{i}", nn.BatchNorm2d(c_out)),
+                   (f"relu{i}", nn.ReLU())]
+        if i < len(widths):
+            layers.append((f"pool{i}", nn.MaxPool2d(2)))
+        c_in = c_out
+    layers += [("global_max", nn.AdaptiveMaxPool2d(1)), ("flatten", nn.Flatten()), ("logits", nn.Linear(c_in, num_classes))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+def feature_network_from(model: nn.Sequential, name: str, note: str, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)) -> FeatureNetwork:
+    """Wrap a trained named `nn.Sequential` as a frozen `FeatureNetwork` (a copy; the original is untouched)."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    model = _freeze(copy.deepcopy(model))
+    device = next(model.parameters()).device
+    return FeatureNetwork(name, model, torch.tensor(mean, device=device), torch.tensor(std, device=device), False, note)

@@ -1,0 +1,98 @@
+"""helpers.dream: the step against autograd of ½‖a‖², octaves, clamping, the whole recipe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from helpers import dream, features
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return features.feature_network_from(features.shapes_classifier(), "test", "test net",
+                                         dream.SHAPES_MEAN, dream.SHAPES_STD)
+
+
+def test_setting_the_gradient_to_the_activation_ascends_half_squared_norm():
+    cut = _net().truncated("relu2")
+    image = torch.randn(2, 3, 16, 16)
+    x = image.clone().requires_grad_(True)
+    dream.dream_objective(cut.model(x)).backward()
+    g = x.grad
+    expected = image + 0.1 * g / (g.abs().mean() + 1e-8)
+    got = dream.dream_step(cut.model, image, 0.1)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not got.requires_grad
+
+
+def test_a_small_step_raises_the_objective():
+    cut = _net().truncated("relu3")
+    image = torch.randn(1, 3, 24, 24)
+    before = dream.dream_objective(cut.model(image))
+    after = dream.dream_objective(cut.model(dream.dream_step(cut.model, image, 0.01)))
+    assert after > before
+
+
+def test_dream_objective_by_hand():
+    assert float(dream.dream_objective(torch.tensor([[3.0, 4.0]]))) == pytest.approx(12.5)
+    with pytest.raises(TypeError):
+        dream.dream_objective([1.0])
+
+
+def test_octave_sizes():
+    assert dream.octave_sizes((128, 128), 3, 1.4) == [(65, 65), (91, 91), (128, 128)]
+    assert dream.octave_sizes((100, 150), 2, 2.0) == [(50, 75), (100, 150)]
+    assert dream.octave_sizes((10, 20), 1, 1.3) == [(10, 20)]
+    with pytest.raises(ValueError, match="scale"):
+        dream.octave_sizes((10, 10), 2, 1.0)
+    with pytest.raises(ValueError, match="num_octaves"):
+        dream.octave_sizes((10, 10), 0, 1.4)
+    with pytest.raises(ValueError, match="size"):
+        dream.octave_sizes(10, 2, 1.4)
+
+
+def test_clamping_maps_back_into_the_pixel_range():
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    x = 5 * torch.randn(2, 3, 6, 6)
+    clamped = dream.clamp_to_image_range(x, mean, std)
+    pixels = clamped * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)
+    assert float(pixels.min()) >= -1e-6 and float(pixels.max()) <= 1 + 1e-6
+    inside = (pixels > 1e-4) & (pixels < 1 - 1e-4)
+    assert torch.equal(clamped[inside], x[inside]), "values already in range must not change"
+
+
+def test_deepdream_raises_the_objective_and_stays_in_range():
+    net = _net()
+    image = torch.rand(3, 40, 40)
+    out, objectives = dream.deepdream(net, image, "relu3", num_octaves=2, steps=4, step_size=0.05, progress=False)
+    assert out.shape == image.shape and len(objectives) == 8
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert dream.layer_objective(net, out, "relu3") > 1.5 * dream.layer_objective(net, image, "relu3")
+    again, _ = dream.deepdream(net, image, "relu3", num_octaves=2, steps=4, step_size=0.05, progress=False)
+    assert torch.equal(out, again), "the same seed gives the same dream"
+
+
+def test_deepdream_validates_its_inputs():
+    net = _net()
+    with pytest.raises(ValueError, match="layer"):
+        dream.deepdream(net, torch.rand(3, 32, 32), "fc9", progress=False)
+    with pytest.raises(ValueError, match="image"):
+        dream.deepdream(net, torch.rand(1, 3, 32, 32), "relu2", progress=False)
+    with pytest.raises(TypeError, match="net"):
+        dream.deepdream(nn.Identity(), torch.rand(3, 32, 32), "relu2", progress=False)
+
+
+def test_dream_grid_and_layers():
+    net = _net()
+    grid = dream.dream_grid(net, torch.rand(3, 32, 32), ["relu1", "relu2"], [0.02], [1, 2], steps=2, progress=False)
+    assert set(grid) == {("relu1", 0.02, 1), ("relu1", 0.02, 2), ("relu2", 0.02, 1), ("relu2", 0.02, 2)}
+    assert dream.dream_layers(net) == dream.SHAPES_DREAM_LAYERS
+
+
+def test_training_the_stand_in_runs_and_reports_accuracy():
+    net, accuracy = dream.train_shapes_classifier(steps=3, n_train=40, n_test=20, size=32, batch_size=8, progress=False)
+    assert isinstance(net, features.FeatureNetwork) and not net.pretrained
+    assert 0.0 <= accuracy <= 1.0
+    assert not any(p.requires_grad for p in net.model.parameters())
