@@ -97,8 +97,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def course_explorer_available() -> bool:
+    """Whether `helpers.widgets.scene_browser` (the course's scene explorer) exists to be shown too."""
+    try:
+        from helpers import widgets
+    except ImportError:
+        return False
+    return hasattr(widgets, "scene_browser")
+
+
 def widget_notebook(path: Path) -> Path:
-    """A notebook opening with the course's set-up cell, then two kinds of widget."""
+    """A notebook opening with the course's set-up cell, then ipywidgets controls and, when it exists,
+    the course's scene explorer (sliders driving a matplotlib figure)."""
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -113,6 +123,11 @@ def widget_notebook(path: Path) -> Path:
         ),
         code("print('all cells ran')"),
     ]
+    if course_explorer_available():
+        nb.cells.insert(-1, code(
+            "from helpers.data import ShapesScenes\nfrom helpers.widgets import scene_browser\n"
+            "scene_browser(ShapesScenes(4, size=64, seed=0))"
+        ))  # fmt: skip
     nbformat.write(nb, path)
     return path
 
@@ -198,7 +213,7 @@ def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp
         browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         page = None
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 1300})
             page.set_default_timeout(120_000)
             page.goto(f"{url}/lab/tree/widgets.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
@@ -209,12 +224,14 @@ def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp
             page.wait_for_selector(".widget-slider", state="visible")
             page.wait_for_selector(".widget-dropdown", state="visible")
             page.wait_for_selector(".jp-OutputArea-output:has-text('chosen colour: green')")
+            if course_explorer_available():  # its figure is drawn inside the widget's output area
+                page.wait_for_selector(".widget-output img", state="visible")
             page.wait_for_timeout(500)  # let the last frame paint
             page.screenshot(path=str(screenshot), full_page=True)
 
             text = page.locator(".jp-Notebook").inner_text()
             sliders = page.locator(".jupyter-widgets.widget-slider").count()
-            dropdown = page.locator(".widget-dropdown select")
+            dropdown = page.locator(".widget-dropdown select").first  # the `interact` control
             options = dropdown.locator("option").all_inner_texts()
             readout = page.locator(".widget-slider .widget-readout").first.inner_text()
             # Change the dropdown: the kernel must answer through the widget's comm.
@@ -230,6 +247,6 @@ def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp
     for failure in FAILURE_TEXTS:
         assert failure.lower() not in text.lower(), f"{failure!r} in the notebook:\n{text}"
     assert "Seeing Networks" in text  # the set-up cell ran in JupyterLab's kernel
-    assert sliders == 1 and readout.strip() == "3"
+    assert sliders == 1 + course_explorer_available() and readout.strip() == "3"
     assert options == ["red", "green", "blue"]
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
