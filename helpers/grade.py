@@ -325,8 +325,14 @@ def run_nbval(subs: list[Submission], timeout: float, workers: int, workdir: Pat
     limit = 120 + sum((timeout + 15) * max(s.code_cells, 1) for s in subs)
     todo = {str(s.path): s for s in subs}
     started = time.monotonic()
+    env = dict(os.environ)
+    parallel = min(workers, len(subs))
+    if parallel > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of fighting over them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True
+        )
         while True:
             try:
                 status = process.wait(timeout=1.0)

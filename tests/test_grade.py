@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = "98_grading_fixture"
 NB00_SOLUTION = ROOT / "notebooks" / "solutions" / "00_start_here.ipynb"
 NB00_STUDENT = ROOT / "notebooks" / "00_start_here.ipynb"
-TIMEOUT = 20  # seconds per cell: far above what the synthetic cells need, small enough to wait out
+TIMEOUT = 30  # seconds per cell: far above what the cells here need, small enough to wait out a hang
 
 ANSWER = "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"
 DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
