@@ -180,7 +180,8 @@ def format_table(runs: list[Run], info: dict) -> str:
     ]
     for run in runs:
         quality = "; ".join(f"{m.name} = {m.value}" + (f" ({m.bound})" if m.bound else "") for m in run.metrics) or "–"
-        slow = f"cell {run.slowest_cell[0]}: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
+        # A fresh kernel numbers the k-th code cell [k+1], as JupyterLab shows it.
+        slow = f"[{run.slowest_cell[0] + 1}]: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
         status = "ok" if run.ok else f"FAILED: {run.error.replace('|', '/')}"
         lines.append(f"| {run.notebook} | {run.seconds:.1f} | {quality.replace('|', '/')} | {slow} | {status} |")
     total = sum(r.seconds for r in runs)
