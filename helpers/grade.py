@@ -52,7 +52,7 @@ RECORD_KEY = "seeing_networks_cell"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTEBOOK_STEM = re.compile(r"(\d\d_[A-Za-z0-9_]+)")
 
-#: What each failing status means, for the README and the table's legend.
+#: What each status means (the table ends with the ones that occurred).
 STATUSES = {
     "passed": "the check cell ran and said Correct",
     "incorrect": "the check ran and found a wrong answer",
@@ -66,6 +66,7 @@ STATUSES = {
     "not run": "no result came back for the check cell (the kernel died or grading was stopped)",
     "invalid notebook": "the file is not a readable notebook",
     "empty notebook": "the notebook has no code cells",
+    "no exercises": "the notebook has no check cell and the course defines no exercise for it",
 }
 
 
@@ -457,6 +458,9 @@ def format_table(results: list[Result], seconds: dict[str, float] | None = None)
     lines.append("|---|---|")
     for student, (got, of) in per_student.items():
         lines.append(f"| {student} | {got}/{of} |")
+    seen = [status for status in STATUSES if status != "passed" and any(r.status == status for r in results)]
+    if seen:
+        lines += ["", "Failing results: " + "; ".join(f"{status}: {STATUSES[status]}" for status in seen) + "."]
     return "\n".join(lines)
 
 

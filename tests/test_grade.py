@@ -161,6 +161,7 @@ def test_table_totals_per_student_and_notebook(graded):
     assert f"| **bob** | **{FIXTURE}** | **total** | **0/3** |" in text
     assert f"| **carol** | **{FIXTURE}** | **total** | **1/3** |" in text
     assert "| erin | 1/3 |" in text
+    assert "after timeout: an earlier cell of this notebook timed out" in text  # the legend
 
 
 @pytest.mark.skipif(not NB00_SOLUTION.exists(), reason="notebook 00 has not landed yet")
