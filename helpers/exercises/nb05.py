@@ -1,0 +1,202 @@
+"""Exercises of notebook 05: U-Net.
+
+Problem 3's answers are letters from one list of operations (`OPERATIONS`), so that a student's
+phrasing does not matter: "C", "c", "(c)" and " C. " are the same answer, and a set of letters can be
+written as {"A", "C"}, ["a", "c"], "A, C" or "AC".
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn as nn
+
+from helpers import segmentation, unet
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
+
+NOTEBOOK = "05_unet"
+
+#: The operations a U-Net figure draws, or could be mistaken for. Problem 3 answers with these letters.
+OPERATIONS = {
+    "A": "3x3 convolution followed by ReLU (the short arrows)",
+    "B": "2x2 max-pooling",
+    "C": "2x2 transposed convolution with stride 2",
+    "D": "copy the encoder's feature map (cropped to size) and concatenate it with the decoder's, along channels",
+    "E": "add the encoder's feature map to the decoder's, element by element (a residual connection)",
+    "F": "1x1 convolution",
+    "G": "bilinear interpolation to twice the size",
+}
+
+
+def _letters(got) -> set[str] | str:
+    """A student's answer as a set of upper-case letters, or a sentence saying why it is not one."""
+    if isinstance(got, str):
+        parts = [p for p in re.split(r"[\s,;/&+]+|\band\b", got.strip().upper()) if p]
+        parts = [p.strip("().[]{}'\"") for p in parts]
+        if len(parts) == 1 and len(parts[0]) > 1 and parts[0].isalpha() and len(parts[0]) <= len(OPERATIONS):
+            parts = list(parts[0])  # "ACF"
+        items = parts
+    elif isinstance(got, (set, frozenset, list, tuple)):
+        items = []
+        for item in got:
+            if not isinstance(item, str):
+                return f"expected letters (strings) from A to {max(OPERATIONS)}, found {describe(item)} among them"
+            items.append(item.strip().strip("().").upper())
+    else:
+        return f"expected a letter (a string) from A to {max(OPERATIONS)}, got {describe(got)}"
+    bad = [i for i in items if i not in OPERATIONS]
+    if bad or not items:
+        return f"answer with letters from A to {max(OPERATIONS)} (see OPERATIONS), not {bad[0] if bad else 'nothing'!r}"
+    return set(items)
+
+
+def _compare_one_letter(feedback: dict[str, str]):
+    """A comparison for a single-choice question; `feedback` maps tempting wrong letters to a nudge."""
+
+    def compare(expected: str, got) -> str | None:
+        letters = _letters(got)
+        if isinstance(letters, str):
+            return letters
+        if len(letters) != 1:
+            return "choose one letter"
+        (letter,) = letters
+        if letter == expected:
+            return None
+        return f"{letter} is not it: {feedback.get(letter, 'look again at what the arrow does to the feature maps')}"
+
+    return compare
+
+
+def _compare_letter_set(expected: frozenset, got) -> str | None:
+    letters = _letters(got)
+    if isinstance(letters, str):
+        return letters
+    extra = sorted(letters - expected)
+    if extra:
+        return f"{extra[0]} ({OPERATIONS[extra[0]]}) has no learned parameters"
+    if letters != expected:
+        return f"{len(expected - letters)} operation(s) with learned parameters are missing"
+    return None
+
+
+up_arrows = ValueExercise(
+    notebook=NOTEBOOK,
+    name="up_arrows",
+    expected="C",
+    compare=_compare_one_letter({
+        "B": "max-pooling halves the resolution; the up arrows double it",
+        "G": "interpolation would double the size too, but the U-Net learns its upsampling (part (c) depends on this)",
+        "A": "a 3x3 convolution with padding keeps the size; the up arrows double it",
+        "D": "that is the long horizontal arrow",
+        "E": "that is a kind of skip connection, not an upsampling",
+        "F": "a 1x1 convolution keeps the size",
+    }),
+    hint="Follow an up arrow in the figure: the resolution doubles and the channels halve. Which operation in the list does that, with weights?",
+    solution='''
+up_arrows = "C"
+''',
+)
+
+long_arrows = ValueExercise(
+    notebook=NOTEBOOK,
+    name="long_arrows",
+    expected="D",
+    compare=_compare_one_letter({
+        "E": "the handout calls them residual connections, but count the channels right after the arrow: they double",
+        "A": "the short arrows are the 3x3 convolutions; the long ones jump across the U",
+        "C": "that is the up arrow",
+        "B": "that is the down arrow",
+    }),
+    hint="After a long arrow, the decoder's feature map has as many channels as its own plus the encoder's. What joins two maps that way?",
+    solution='''
+long_arrows = "D"
+''',
+)
+
+learned_parameters = ValueExercise(
+    notebook=NOTEBOOK,
+    name="learned_parameters",
+    expected=frozenset({"A", "C", "F"}),
+    compare=_compare_letter_set,
+    hint="An operation learns parameters when it has weights: kernels that training changes. Pooling, copying, adding and fixed interpolation have none.",
+    solution='''
+learned_parameters = {"A", "C", "F"}
+''',
+)
+
+
+def _up_block_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for label, (c, c_skip, h, skip_h, out) in {
+        "a batch of 2, 8 channels up to 4, skip of 4 channels, same size": (8, 4, 3, 6, 5),
+        "skip larger than the upsampled map by 4 pixels (copy and crop its centre)": (4, 2, 3, 10, 3),
+        "skip larger by 3 pixels (an odd margin)": (4, 3, 2, 7, 2),
+    }.items():
+        up = nn.ConvTranspose2d(c, c // 2, 2, stride=2).double()
+        conv = nn.Sequential(nn.Conv2d(c // 2 + c_skip, out, 3, padding=1), nn.ReLU()).double()
+        with torch.no_grad():  # fixed weights (not the global random state) so every check sees the same case
+            for p in [*up.parameters(), *conv.parameters()]:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+        x = torch.randn(2, c, h, h, generator=g, dtype=torch.float64)
+        skip = torch.randn(2, c_skip, skip_h, skip_h + 1 if "odd" in label else skip_h, generator=g, dtype=torch.float64)
+        cases.append(Case(label, (x, skip, up, conv)))
+    return cases
+
+
+def _compare_no_grad(expected, got):
+    from helpers.exercises.core import compare_tensors
+
+    return compare_tensors(expected.detach(), got.detach() if isinstance(got, torch.Tensor) else got)
+
+
+up_block = FunctionExercise(
+    notebook=NOTEBOOK,
+    name="up_block",
+    reference=unet.up_block_forward,
+    cases=_up_block_cases,
+    compare=_compare_no_grad,
+    hint=(
+        "Three lines: upsample x with `up`; cut the centre of `skip` to the upsampled height and width "
+        "(offset (H - h) // 2 from the top, likewise from the left); torch.cat the two along dim=1 with "
+        "the upsampled map first, and pass that through `conv`."
+    ),
+    solution='''
+def up_block(x, skip, up, conv):
+    u = up(x)
+    h, w = u.shape[-2:]
+    top, left = (skip.shape[-2] - h) // 2, (skip.shape[-1] - w) // 2
+    skip = skip[..., top : top + h, left : left + w]
+    return conv(torch.cat([u, skip], dim=1))
+''',
+)
+
+
+def _iou_cases() -> list[Case]:
+    return [
+        Case("a 2-class confusion matrix", (torch.tensor([[50, 10], [5, 35]]),)),
+        Case("a 4-class confusion matrix", (torch.tensor([[900, 10, 5, 0], [20, 80, 0, 3], [4, 0, 60, 6], [1, 2, 9, 40]]),)),
+        Case("a class that is never true but sometimes predicted", (torch.tensor([[30, 4, 0], [0, 0, 0], [2, 1, 10]]),)),
+        Case("a class that is neither true nor predicted (its IoU is NaN)", (torch.tensor([[30, 0, 3], [0, 0, 0], [2, 0, 10]]),)),
+    ]
+
+
+iou_per_class = FunctionExercise(
+    notebook=NOTEBOOK,
+    name="iou_per_class",
+    reference=segmentation.iou_from_confusion,
+    cases=_iou_cases,
+    hint=(
+        "Row t of the confusion matrix holds the pixels whose true class is t, column p those predicted as p. "
+        "For class k: intersection = C[k, k]; union = row sum + column sum - C[k, k]. Work in float64, and "
+        "return NaN where the union is 0."
+    ),
+    solution='''
+def iou_per_class(confusion):
+    c = confusion.double()
+    intersection = c.diagonal()
+    union = c.sum(dim=0) + c.sum(dim=1) - intersection
+    return intersection / union
+''',
+)

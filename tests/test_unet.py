@@ -1,0 +1,80 @@
+"""The U-Net's shapes, its errors on bad sizes, its up block, and where its parameters are."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from helpers.unet import UNet, UpBlock, center_crop, parameters_by_module_type, up_block_forward
+
+
+@pytest.mark.parametrize("depth,size", [(1, 6), (2, 8), (3, 16), (3, 24), (4, 32)])
+@pytest.mark.parametrize("skips", [True, False])
+def test_output_has_the_input_size_and_one_score_per_class(depth, size, skips):
+    model = UNet(in_channels=3, num_classes=5, base_channels=4, depth=depth, skips=skips).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size + 2**depth))
+    assert out.shape == (2, 5, size, size + 2**depth)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 20, 16), (1, 3, 16, 12), (1, 3, 7, 7)])
+def test_sizes_not_divisible_by_two_to_the_depth_are_refused(shape):
+    with pytest.raises(ValueError, match=r"divisible by 2\*\*depth = 8"):
+        UNet(3, 4, base_channels=4, depth=3)(torch.zeros(shape))
+
+
+def test_wrong_channels_and_ranks_are_refused():
+    model = UNet(3, 4, base_channels=4, depth=2)
+    with pytest.raises(ValueError, match="3 channels"):
+        model(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
+        model(torch.zeros(3, 8, 8))
+
+
+@pytest.mark.parametrize("kwargs", [dict(depth=0), dict(num_classes=1), dict(base_channels=2.5), dict(in_channels=True)])
+def test_bad_constructor_arguments(kwargs):
+    with pytest.raises(ValueError):
+        UNet(**kwargs)
+
+
+def test_feature_maps_halve_then_double():
+    model = UNet(3, 4, base_channels=4, depth=3).eval()
+    with torch.no_grad():
+        maps = model.feature_maps(torch.randn(1, 3, 32, 32))
+    sizes = {name: tuple(t.shape[1:]) for name, t in maps.items()}
+    assert sizes == {
+        "down1": (4, 32, 32), "down2": (8, 16, 16), "down3": (16, 8, 8), "bottleneck": (32, 4, 4),
+        "up3": (16, 8, 8), "up2": (8, 16, 16), "up1": (4, 32, 32), "scores": (4, 32, 32),
+    }
+
+
+def test_skips_change_the_channels_read_by_the_up_blocks():
+    with_skips, without = UNet(3, 4, 8, 2), UNet(3, 4, 8, 2, skips=False)
+    assert with_skips.up[0].conv[0].in_channels == 16 + 16  # upsampled 16 + skip 16
+    assert without.up[0].conv[0].in_channels == 16
+    assert sum(p.numel() for p in without.parameters()) < sum(p.numel() for p in with_skips.parameters())
+
+
+def test_up_block_concatenates_upsampled_first_and_crops_the_centre():
+    up = nn.ConvTranspose2d(2, 1, 2, stride=2)
+    conv = nn.Identity()
+    x = torch.randn(1, 2, 3, 3)
+    skip = torch.arange(2 * 10 * 10.0).reshape(1, 2, 10, 10)
+    out = up_block_forward(x, skip, up, conv)
+    assert out.shape == (1, 3, 6, 6)
+    assert torch.equal(out[:, :1], up(x))
+    assert torch.equal(out[:, 1:], skip[:, :, 2:8, 2:8])
+    block = UpBlock(8, 4, 5)
+    assert block(torch.randn(1, 8, 4, 4), torch.randn(1, 4, 8, 8)).shape == (1, 5, 8, 8)
+    with pytest.raises(ValueError, match="larger"):
+        center_crop(torch.zeros(1, 1, 4, 4), 5, 5)
+
+
+def test_only_convolutions_and_norms_learn():
+    counts = parameters_by_module_type(UNet(3, 4, base_channels=8, depth=3))
+    assert counts["MaxPool2d"] == 0 and counts["ReLU"] == 0
+    assert counts["Conv2d"] > 0 and counts["ConvTranspose2d"] > 0 and counts["BatchNorm2d"] > 0
+    assert sum(counts.values()) == sum(p.numel() for p in UNet(3, 4, base_channels=8, depth=3).parameters())
+    # three 2x2 transposed convolutions 64->32, 32->16, 16->8 (weights and biases)
+    assert counts["ConvTranspose2d"] == sum(c * (c // 2) * 4 + c // 2 for c in (64, 32, 16))
