@@ -123,8 +123,11 @@ def _flip(image: torch.Tensor, target: dict):
 
 
 def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, batch_size: int = 8, lr: float = 0.02,
-                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True) -> dict:
-    """Train with SGD (momentum 0.9, weight decay 1e-4, linear warm-up, cosine decay) on random batches.
+                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True, optimizer: str = "sgd") -> dict:
+    """Train on random batches, with a linear warm-up and a cosine decay of the learning rate.
+
+    optimizer: `"sgd"` (momentum 0.9, weight decay 1e-4) or `"adamw"` (weight decay 1e-4; use a
+    learning rate near 1e-3).
 
     images: list of `[3,H,W]`; targets: list of dicts with `boxes`, `labels` (int64). Each step draws
     `batch_size` scenes at random (mirrored half the time when `flip`). Returns the history: a dict
@@ -133,6 +136,8 @@ def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, b
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
     if len(images) != len(targets) or len(images) == 0:
         raise ValueError(f"images and targets must be non-empty lists of the same length, got {len(images)} and {len(targets)}")
     for k, t in enumerate(targets):
@@ -144,7 +149,10 @@ def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, b
     device = torch.device(device)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    if optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     warmup = max(1, min(100, steps // 10))
 
     def schedule(step):
