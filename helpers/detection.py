@@ -123,11 +123,15 @@ def _flip(image: torch.Tensor, target: dict):
 
 
 def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, batch_size: int = 8, lr: float = 0.02,
-                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True, optimizer: str = "sgd") -> dict:
+                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True, optimizer: str = "sgd",
+                   cpu_threads: int | None = 1) -> dict:
     """Train on random batches, with a linear warm-up and a cosine decay of the learning rate.
 
     optimizer: `"sgd"` (momentum 0.9, weight decay 1e-4) or `"adamw"` (weight decay 1e-4; use a
     learning rate near 1e-3).
+    cpu_threads: on a CPU, torch's intra-op threads during training (restored afterwards); None keeps
+    torch's setting. Batches of small images gain little from several threads, and on a shared CPU
+    extra threads can make each step several times slower, hence 1.
 
     images: list of `[3,H,W]`; targets: list of dicts with `boxes`, `labels` (int64). Each step draws
     `batch_size` scenes at random (mirrored half the time when `flip`). Returns the history: a dict
@@ -147,6 +151,16 @@ def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, b
         if len(widths) and bool((widths <= 0).any()):
             raise ValueError(f"targets[{k}]['boxes'] has a box with zero width or height (torchvision asserts on it)")
     device = torch.device(device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        return _train(model, images, targets, steps, batch_size, lr, device, seed, flip, progress, optimizer)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model, images, targets, steps, batch_size, lr, device, seed, flip, progress, optimizer) -> dict:
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
