@@ -57,7 +57,9 @@ def test_model_returns_the_four_losses_and_detections(scenes):
 def test_train_detector_history_and_predict(scenes):
     images, targets = scenes
     model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
-    history = D.train_detector(model, images, targets, steps=3, batch_size=2, progress=False)
+    threads = torch.get_num_threads()
+    history = D.train_detector(model, images, targets, steps=3, batch_size=2, progress=False, optimizer="adamw", lr=1e-3)
+    assert torch.get_num_threads() == threads  # the single-thread training leaves torch's setting as it was
     for name in D.LOSS_NAMES + ("loss",):
         assert len(history[name]) == 3
     assert history["seconds"][0] > 0
@@ -84,6 +86,8 @@ def test_train_detector_rejects_what_torchvision_would_crash_on(scenes):
         D.train_detector(model, images, flat, steps=1, progress=False)
     with pytest.raises(ValueError, match="steps"):
         D.train_detector(model, images, targets, steps=0, progress=False)
+    with pytest.raises(ValueError, match="optimizer"):
+        D.train_detector(model, images, targets, steps=1, progress=False, optimizer="adam")
 
 
 def test_flip_mirrors_boxes(scenes):
