@@ -17,6 +17,7 @@ The detection part follows the COCO evaluation (pycocotools' `COCOeval`, bbox, a
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -37,6 +38,18 @@ _EPS = float(np.spacing(1))
 _TAKEN, _NEVER = 1.0e4, -1.0e8  # matching bookkeeping: a taken box, a box below the threshold
 #: The highest threshold a match can be asked to reach (pycocotools': an IoU of 1 stays reachable).
 _MAX_THRESHOLD = 1 - 1e-10
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one intra-op thread, then restore the setting. The tensors here are small: extra
+    threads gain nothing, and on a busy CPU they make these many small operations several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,6 +462,11 @@ def mean_average_precision(preds, targets, method: str = "coco", iou_thresholds=
     asked = [_check_threshold(t, "iou_thresholds") for t in iou_thresholds]
     # also evaluate 0.5 and 0.75 for map_50 / map_75 (COCO's own values when they are among the defaults)
     extra = [t for t in (COCO_IOU_THRESHOLDS[0], COCO_IOU_THRESHOLDS[5]) if t not in asked]
+    with _one_thread():
+        return _mean_average_precision(preds, targets, method, asked, extra, max_detections)
+
+
+def _mean_average_precision(preds, targets, method, asked, extra, max_detections) -> dict:
     result = evaluate_detections(preds, targets, asked + extra, max_detections)
     classes, num_gt, T = result["classes"], result["num_gt"], len(asked) + len(extra)
     ap = torch.full((T, len(classes)), float("nan"), dtype=torch.float64)
