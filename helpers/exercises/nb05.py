@@ -32,7 +32,7 @@ OPERATIONS = {
 def _letters(got) -> set[str] | str:
     """A student's answer as a set of upper-case letters, or a sentence saying why it is not one."""
     if isinstance(got, str):
-        parts = [p for p in re.split(r"[\s,;/&+]+|\band\b", got.strip().upper()) if p]
+        parts = [p for p in re.split(r"[\s,;/&+]+|\bAND\b", got.strip().upper()) if p]
         parts = [p.strip("().[]{}'\"") for p in parts]
         if len(parts) == 1 and len(parts[0]) > 1 and parts[0].isalpha() and len(parts[0]) <= len(OPERATIONS):
             parts = list(parts[0])  # "ACF"
