@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test exercises execute grade bench clean
+.PHONY: lab test exercises execute grade bench bench-map clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)            ## set up, then open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
 
 test: $(STAMP)           ## set up, then run unit tests and every solution notebook under nbval
 	$(PY) -m pytest
@@ -22,7 +22,7 @@ exercises: $(STAMP)      ## regenerate the student notebooks from notebooks/solu
 	$(PY) -m helpers.build
 
 execute: $(STAMP)        ## re-execute solution notebooks in place: make execute NB=notebooks/solutions/01_vision_tasks.ipynb
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(or $(NB),notebooks/solutions/[0-9]*.ipynb)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.record_timing=False $(or $(NB),notebooks/solutions/[0-9]*.ipynb)
 	$(PY) -m helpers.build
 
 grade: $(STAMP)          ## grade submissions: make grade SUBMISSIONS="folder or notebooks" [CSV=grades.csv] [TIMEOUT=900] [WORKERS=4]
@@ -30,6 +30,9 @@ grade: $(STAMP)          ## grade submissions: make grade SUBMISSIONS="folder or
 
 bench: $(STAMP)          ## run every solution notebook, timed; print seconds, quality figures and device
 	$(PY) benchmarks/series.py
+
+bench-map: $(STAMP)      ## mAP speed and agreement: helpers.metrics against pycocotools
+	$(PY) benchmarks/map_speed.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

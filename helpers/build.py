@@ -4,7 +4,8 @@
     python -m helpers.build --check    exit 1 if a committed student notebook is not what would be written
     python -m helpers.build --force    also replace student notebooks that were edited (a backup is kept)
 
-In a student notebook every `### BEGIN SOLUTION` ... `### END SOLUTION` region becomes a
+Each solution notebook's first code cell is made `helpers.session.SETUP_CELL` and its check cells are
+labelled with their exercise. In a student notebook every `### BEGIN SOLUTION` ... `### END SOLUTION` region becomes a
 `raise NotImplementedError()` stub (in Markdown: "YOUR ANSWER HERE"), outputs are cleared, and the
 metadata keeps a hash of the generated cells. A student notebook whose cells no longer match that hash
 was edited by someone, and is never overwritten without `--force`; even then it is copied to
@@ -84,6 +85,24 @@ def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
     return changed
 
 
+def use_setup_cell(nb: nbformat.NotebookNode) -> bool:
+    """Make the first code cell `helpers.session.SETUP_CELL`, the one place it is written. True if changed.
+
+    An older set-up cell (same first line) is replaced; any other first cell is kept and the set-up
+    cell is inserted before it.
+    """
+    from helpers.session import SETUP_CELL
+
+    index, first = next(((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"), (len(nb.cells), None))
+    if first is not None and first.source == SETUP_CELL:
+        return False
+    if first is not None and first.source.split("\n", 1)[0] == SETUP_CELL.split("\n", 1)[0]:
+        first.source = SETUP_CELL
+    else:
+        nb.cells.insert(index, nbformat.v4.new_code_cell(SETUP_CELL))
+    return True
+
+
 def cells_hash(nb: nbformat.NotebookNode) -> str:
     """A hash of what a student can edit: each cell's type and source."""
     text = json.dumps([[c.cell_type, c.source] for c in nb.cells], ensure_ascii=False)
@@ -133,23 +152,23 @@ def build(notebooks_dir: Path, force: bool = False, check: bool = False, out=Non
     status = 0
     for src in solutions:
         solution = nbformat.read(src, as_version=4)
-        unlabelled = label_check_cells(solution, src.stem)
+        stale = use_setup_cell(solution) | label_check_cells(solution, src.stem)
         student_text = render(student_version(solution, src.name))
         dst = notebooks_dir / src.name
         current = dst.read_text() if dst.exists() else None
         if check:
             problems = []
-            if unlabelled:
-                problems.append(f"{src}: check cells lack exercise metadata (run `python -m helpers.build`)")
+            if stale:
+                problems.append(f"{src}: set-up cell or check-cell metadata out of date (run `python -m helpers.build`)")
             if current != student_text:
                 problems.append(f"{dst}: differs from what `python -m helpers.build` generates")
             for problem in problems:
                 print(problem, file=out)
             status |= bool(problems)
             continue
-        if unlabelled:
+        if stale:
             src.write_text(render(solution))
-            print(f"labelled check cells in {src}", file=out)
+            print(f"updated set-up cell / check-cell labels in {src}", file=out)
         if current == student_text:
             print(f"up to date  {dst}", file=out)
             continue

@@ -20,7 +20,8 @@ SETUP_CELL = f'''\
 # Set-up: on Colab, fetch and install the course; everywhere, seed and pick the device.
 import importlib.util, os, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("helpers") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "{REPO_URL}", "/content/seeing-networks"], check=True)
+    if not os.path.isdir("/content/seeing-networks"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "{REPO_URL}", "/content/seeing-networks"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/seeing-networks"], check=True)
     sys.path.insert(0, "/content/seeing-networks")
 from helpers.session import start

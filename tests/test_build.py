@@ -8,6 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from helpers import build
+from helpers.session import SETUP_CELL
 from helpers.exercises.core import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,10 +79,12 @@ def test_build_replaces_regions_with_stubs_and_labels_checks(tmp_path, capsys):
     assert build.build(course) == 0
     student = nbformat.read(course / "01_mini.ipynb", as_version=4)
     assert student.cells[0].source == "Explain.\nYOUR ANSWER HERE"
-    assert student.cells[1].source == "def f(x):\n    raise NotImplementedError()"
-    assert student.cells[1].outputs == []
-    assert student.cells[2].metadata["exercise"] == {"notebook": "01_mini", "id": "f"}
-    assert nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4).cells[2].metadata["exercise"]["id"] == "f"
+    assert student.cells[1].source == SETUP_CELL  # inserted before the first code cell
+    assert student.cells[2].source == "def f(x):\n    raise NotImplementedError()"
+    assert student.cells[2].outputs == []
+    assert student.cells[3].metadata["exercise"] == {"notebook": "01_mini", "id": "f"}
+    solution = nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4)
+    assert solution.cells[1].source == SETUP_CELL and solution.cells[3].metadata["exercise"]["id"] == "f"
     assert build.build(course, check=True) == 0
     assert "up to date" in (capsys.readouterr(), build.build(course), capsys.readouterr().out)[2]
 
@@ -91,7 +94,7 @@ def test_build_refuses_to_clobber_an_edited_notebook_and_force_keeps_a_backup(tm
     build.build(course)
     student_path = course / "01_mini.ipynb"
     nb = nbformat.read(student_path, as_version=4)
-    nb.cells[1].source = "def f(x):\n    return x + 1  # my work"
+    nb.cells[2].source = "def f(x):\n    return x + 1  # my work"
     nbformat.write(nb, student_path)
     mine = student_path.read_text()
 
@@ -115,7 +118,7 @@ def test_running_a_student_notebook_is_not_an_edit(tmp_path):
     course = _mini_course(tmp_path)
     build.build(course)
     nb = nbformat.read(course / "01_mini.ipynb", as_version=4)
-    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="ran")]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="ran")]
     nbformat.write(nb, course / "01_mini.ipynb")
     assert not build.was_edited(course / "01_mini.ipynb")
 
@@ -124,7 +127,7 @@ def test_check_catches_drift(tmp_path, capsys):
     course = _mini_course(tmp_path)
     build.build(course)
     sol = nbformat.read(course / "solutions" / "01_mini.ipynb", as_version=4)
-    sol.cells[1].source = sol.cells[1].source.replace("def f(x):", "def f(x, y=0):")
+    sol.cells[2].source = sol.cells[2].source.replace("def f(x):", "def f(x, y=0):")
     nbformat.write(sol, course / "solutions" / "01_mini.ipynb")
     assert build.build(course, check=True) == 1
     assert "differs" in capsys.readouterr().out
@@ -138,6 +141,13 @@ def test_check_catches_drift(tmp_path, capsys):
 def test_unbalanced_markers_are_refused(source):
     with pytest.raises(ValueError, match="SOLUTION"):
         build.strip_solutions(source, "code")
+
+
+def test_an_old_setup_cell_is_replaced_not_duplicated():
+    old = SETUP_CELL.split("\n", 1)[0] + "\nprint('an older set-up')"
+    nb = new_notebook(cells=[new_code_cell(old), new_code_cell("x = 1")])
+    assert build.use_setup_cell(nb) and [c.source for c in nb.cells] == [SETUP_CELL, "x = 1"]
+    assert not build.use_setup_cell(nb)
 
 
 def test_a_demo_cell_that_fails_on_purpose_is_not_a_check_cell():
