@@ -132,10 +132,31 @@ def widget_notebook(path: Path) -> Path:
     return path
 
 
+def accept_kernel_dialog(page) -> None:
+    """Take the offered kernel if JupyterLab asks which one to start (it may, when the notebook opens
+    before the kernel specs have loaded)."""
+    dialog = page.locator(".jp-Dialog:has-text('Select Kernel')")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.first.locator(".jp-mod-accept").first.click()
+
+
+def wait_for_idle_kernel(page, seconds: float = 120) -> None:
+    """Wait until the notebook's kernel reports idle, answering a kernel-choice dialog on the way."""
+    deadline = time.monotonic() + seconds
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    while time.monotonic() < deadline:
+        accept_kernel_dialog(page)
+        if idle.count():
+            return
+        page.wait_for_timeout(250)
+    pytest.fail(f"the kernel was not idle within {seconds} s")
+
+
 def run_all_cells(page, attempts: int = 3) -> None:
     """Run > Run All Cells, as a person would; again if the kernel was not connected yet and nothing started."""
     first_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first
     for attempt in range(attempts):
+        accept_kernel_dialog(page)
         page.locator(".jp-Notebook .jp-Cell").first.click()
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
@@ -218,7 +239,7 @@ def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp
             page.goto(f"{url}/lab/tree/widgets.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             # The kernel must be up before Run All, or the cells queue behind its start.
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            wait_for_idle_kernel(page)
             run_all_cells(page)
             page.wait_for_selector(".jp-OutputArea-output:has-text('all cells ran')", timeout=180_000)
             page.wait_for_selector(".widget-slider", state="visible")
