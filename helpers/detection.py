@@ -58,7 +58,8 @@ def small_backbone(channels: int = 64, stride: int = 16) -> nn.Module:
 
 
 def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64, stride: int = 16,
-                      anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256) -> FasterRCNN:
+                      anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256,
+                      sampling_ratio: int = 2, rois_per_image: int = 64) -> FasterRCNN:
     """A Faster R-CNN small enough to train from scratch on a CPU in a couple of minutes.
 
     Args:
@@ -67,6 +68,9 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         channels: width of the backbone's last feature map; stride: its downsampling factor.
         anchor_sizes, aspect_ratios: one feature map, so one tuple of each (in resized pixels).
         head_width: width of the two fully connected layers of the box head.
+        sampling_ratio: RoIAlign's bilinear samples per bin side. On a CPU, RoIAlign's backward pass is
+            most of a training step's time, and it grows with sampling_ratio squared.
+        rois_per_image: proposals per image the box head trains on at each step.
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}")
@@ -74,7 +78,7 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         raise ValueError(f"image_size must be an int of at least 32, got {image_size!r}")
     backbone = small_backbone(channels, stride)
     anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
-    roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=sampling_ratio)
     head = TwoMLPHead(channels * 7 * 7, head_width)
     predictor = FastRCNNPredictor(head_width, num_classes)
     return FasterRCNN(
@@ -93,7 +97,7 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         box_roi_pool=roi_align,
         box_head=head,
         box_predictor=predictor,
-        box_batch_size_per_image=64,
+        box_batch_size_per_image=rois_per_image,
         box_detections_per_img=50,
     )
 
