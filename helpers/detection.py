@@ -20,7 +20,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
-from tqdm.auto import tqdm
+from helpers.session import progress_bar
 
 from helpers.data import NUM_CLASSES
 from helpers.metrics import mean_average_precision
@@ -183,7 +183,7 @@ def _train(model, images, targets, steps, batch_size, lr, device, seed, flip, pr
     g = torch.Generator().manual_seed(seed)
     history = defaultdict(list)
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc="training", disable=not progress)
+    bar = progress_bar(range(steps), desc="training", disable=not progress)
     for step in bar:
         batch = torch.randint(len(images), (batch_size,), generator=g).tolist()
         flips = torch.rand(batch_size, generator=g) < 0.5 if flip else torch.zeros(batch_size, dtype=torch.bool)
@@ -214,7 +214,7 @@ def predict(model: FasterRCNN, images: list, device="cpu", batch_size: int = 16,
     """Detections for a list of images: one dict per image (`boxes`, `scores`, `labels`), on the CPU."""
     model.to(device).eval()
     out = []
-    for k in tqdm(range(0, len(images), batch_size), desc="detecting", disable=not progress):
+    for k in progress_bar(range(0, len(images), batch_size), desc="detecting", disable=not progress):
         batch = [x.to(device) for x in images[k:k + batch_size]]
         out += [{key: value.cpu() for key, value in d.items()} for d in model(batch)]
     return out

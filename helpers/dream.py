@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from helpers.session import progress_bar
 
 from helpers.features import FeatureNetwork, feature_network_from, last_needed, shapes_classifier
 
@@ -129,7 +129,7 @@ def deepdream(
     def forward(x):
         return cut.model(x)
 
-    bar = tqdm(total=len(sizes) * steps, desc=f"dreaming at {layer}", disable=not progress, leave=False)
+    bar = progress_bar(total=len(sizes) * steps, desc=f"dreaming at {layer}", disable=not progress, leave=False)
     for size in sizes:
         base = F.interpolate(original, size=size, mode="bilinear", align_corners=False)
         detail = F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
@@ -152,7 +152,7 @@ def dream_grid(net: FeatureNetwork, image: torch.Tensor, layers, step_sizes, oct
     """Precompute dreams for every `(layer, step_size, num_octaves)`; returns `{(layer, step, octaves): image}`."""
     grid = {}
     combos = [(l, s, o) for l in layers for s in step_sizes for o in octave_counts]
-    for layer, step, octaves in tqdm(combos, desc="dream grid", disable=not progress):
+    for layer, step, octaves in progress_bar(combos, desc="dream grid", disable=not progress):
         grid[(layer, step, octaves)], _ = deepdream(net, image, layer, num_octaves=octaves, step_size=step, progress=False, **kwargs)
     return grid
 
@@ -204,7 +204,7 @@ def train_shapes_classifier(steps: int = 300, n_train: int = 1000, n_test: int =
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
         g = torch.Generator().manual_seed(seed)
         model.train()
-        bar = tqdm(range(steps), desc="training the shapes classifier", disable=not progress)
+        bar = progress_bar(range(steps), desc="training the shapes classifier", disable=not progress)
         for _ in bar:
             idx = torch.randint(0, n_train, (batch_size,), generator=g).to(device)
             x = train_x[idx]

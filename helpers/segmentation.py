@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from helpers.session import progress_bar
 
 # --------------------------------------------------------------------------------------------
 # Data
@@ -147,7 +147,7 @@ def train_segmenter(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.15)
     model.train()
     losses = []
-    bar = tqdm(range(steps), desc=desc)
+    bar = progress_bar(range(steps), desc=desc)
     for _ in bar:
         idx = torch.randint(len(images), (batch_size,), generator=g).to(images.device)
         x, y = images[idx], masks[idx]
@@ -232,7 +232,7 @@ def train_patch_classifier(model: PatchClassifier, images: torch.Tensor, masks: 
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.15)
     model.train()
     losses = []
-    bar = tqdm(range(steps), desc=desc)
+    bar = progress_bar(range(steps), desc=desc)
     for _ in bar:
         n = torch.randint(n_img, (batch_size,), generator=g).to(images.device)
         ys = torch.randint(h, (batch_size,), generator=g).to(images.device)

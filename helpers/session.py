@@ -10,6 +10,7 @@ import os
 import random
 
 import torch
+from tqdm.auto import tqdm
 
 #: Where Colab fetches the course from. Forks change this one line (see the README).
 REPO_URL = "https://github.com/seeing-networks/seeing-networks.git"
@@ -73,3 +74,14 @@ def scaled(cpu, gpu, device: torch.device | str | None = None):
     >>> steps = scaled(cpu=300, gpu=2000)
     """
     return gpu if on_gpu(device) else cpu
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A `tqdm.auto` progress bar that redraws at most once a second (`mininterval`).
+
+    Long loops would otherwise send thousands of widget updates, more than a kernel's output
+    channel buffers for a reader that waits until the cell ends (nbval does): messages get dropped
+    and the cell looks hung.
+    """
+    kwargs.setdefault("mininterval", 1.0)
+    return tqdm(iterable, **kwargs)

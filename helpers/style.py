@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from helpers.session import progress_bar
 
 from helpers.features import FeatureNetwork, last_needed
 
@@ -201,7 +201,7 @@ def style_transfer(
         opt = torch.optim.Adam([x], lr=lr)
     else:
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50)
-    bar = tqdm(range(steps), desc="style transfer", disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc="style transfer", disable=not progress, leave=False)
     for step in bar:
         def closure():
             opt.zero_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import torch
-from tqdm.auto import tqdm
+from helpers.session import progress_bar
 
 
 def random_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[tuple]:
@@ -40,7 +40,7 @@ def fit(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
     history: dict[str, list[float]] = {}
-    bar = tqdm(range(steps), desc=desc)
+    bar = progress_bar(range(steps), desc=desc)
     for _ in bar:
         losses = step_loss(model, next(batches))
         total = sum(losses.values())
