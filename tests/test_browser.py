@@ -13,6 +13,7 @@ browser is downloaded by Playwright: it drives /usr/bin/chromium.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -152,6 +153,19 @@ def wait_for_idle_kernel(page, seconds: float = 120) -> None:
     pytest.fail(f"the kernel was not idle within {seconds} s")
 
 
+def start_kernel_session(url: str, token: str, notebook: str) -> None:
+    """Start the notebook's kernel through the REST API before the page opens it.
+
+    JupyterLab then attaches to the running session. Otherwise, on a first start in a new
+    environment, it may open the notebook before it knows the kernel specs and ask which kernel to use.
+    """
+    body = json.dumps({"path": notebook, "type": "notebook", "name": notebook, "kernel": {"name": "python3"}}).encode()
+    request = urllib.request.Request(f"{url}/api/sessions?token={token}", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as reply:
+        assert reply.status == 201, reply.status
+
+
 def run_all_cells(page, attempts: int = 3) -> None:
     """Run > Run All Cells, as a person would; again if the kernel was not connected yet and nothing started."""
     first_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first
@@ -236,6 +250,7 @@ def test_widgets_render_as_controls_in_jupyterlab(browser_tools, jupyterlab, tmp
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1300})
             page.set_default_timeout(120_000)
+            start_kernel_session(url, token, "widgets.ipynb")
             page.goto(f"{url}/lab/tree/widgets.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             # The kernel must be up before Run All, or the cells queue behind its start.
