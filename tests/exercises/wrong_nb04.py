@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from helpers.exercises.nb04 import reference_conv_matrix
+
 
 def ordinary_full_convolution(x, kernel, stride=1, padding=0):
     # slides the kernel without flipping it: right only for symmetric kernels
@@ -53,28 +55,11 @@ def float_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilatio
 
 
 def transposed_matrix(kernel, height, width):
-    kh, kw = kernel.shape
-    oh, ow = height - kh + 1, width - kw + 1
-    C = torch.zeros(oh * ow, height * width, dtype=kernel.dtype)
-    for y in range(oh):
-        for x in range(ow):
-            for a in range(kh):
-                for b in range(kw):
-                    C[y * ow + x, (y + a) * width + (x + b)] = kernel[a, b]
-    return C.T
+    return reference_conv_matrix(kernel, height, width).T  # the transposed convolution's matrix instead
 
 
 def flipped_kernel_matrix(kernel, height, width):
-    kernel = kernel.flip(0, 1)
-    kh, kw = kernel.shape
-    oh, ow = height - kh + 1, width - kw + 1
-    C = torch.zeros(oh * ow, height * width, dtype=kernel.dtype)
-    for y in range(oh):
-        for x in range(ow):
-            for a in range(kh):
-                for b in range(kw):
-                    C[y * ow + x, (y + a) * width + (x + b)] = kernel[a, b]
-    return C
+    return reference_conv_matrix(kernel.flip(0, 1), height, width)  # true convolution, not cross-correlation
 
 
 def column_index_uses_output_width(kernel, height, width):
