@@ -22,9 +22,10 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from helpers.session import progress_bar
 
 from helpers.features import FeatureNetwork, feature_network_from, last_needed, shapes_classifier
+from helpers.session import progress_bar
+from helpers.train import cross_entropy_step, fit, random_batches, random_flips
 
 
 def dream_objective(activation: torch.Tensor) -> torch.Tensor:
@@ -200,22 +201,8 @@ def train_shapes_classifier(steps: int = 300, n_train: int = 1000, n_test: int =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = shapes_classifier().to(device)
-        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
-        g = torch.Generator().manual_seed(seed)
-        model.train()
-        bar = progress_bar(range(steps), desc="training the shapes classifier", disable=not progress)
-        for _ in bar:
-            idx = torch.randint(0, n_train, (batch_size,), generator=g).to(device)
-            x = train_x[idx]
-            if bool(torch.rand(1, generator=g) < 0.5):
-                x = x.flip(3)
-            loss = F.cross_entropy(model(x), train_y[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        batches = random_flips(random_batches(train_x, train_y, batch_size=batch_size, seed=seed), vertical=False, seed=seed)
+        fit(model, batches, cross_entropy_step, steps=steps, lr=lr, warmup=0.25, desc="training the shapes classifier", progress=progress)
     model.eval()
     with torch.no_grad():
         accuracy = float((model(test_x).argmax(1) == test_y).float().mean())

@@ -1,4 +1,5 @@
 """Metrics. Detection: matching, precision/recall, AP (VOC07, VOC all-point, COCO) and mAP.
+Segmentation (at the end): the confusion matrix, per-class IoU and Dice, and boundary accuracy.
 
 The detection part follows the COCO evaluation (pycocotools' `COCOeval`, bbox, area "all"):
 
@@ -22,6 +23,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from helpers.boxes import check_boxes
 
@@ -561,3 +563,96 @@ def pycocotools_map(preds, targets) -> dict:
 
 
 # --- segmentation metrics ---
+# Class maps are integer tensors `[..., H, W]` with 0 = background and values in 0..K-1.
+
+def _check_maps(pred, target, num_classes):
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError(f"pred and target must be tensors, got {type(pred).__name__} and {type(target).__name__}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {list(pred.shape)} and {list(target.shape)}")
+    if pred.is_floating_point() or target.is_floating_point():
+        raise TypeError(f"pred and target must be integer class maps (take argmax of scores first), got {pred.dtype} and {target.dtype}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    for name, t in (("pred", pred), ("target", target)):
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+            raise ValueError(f"{name} must hold classes in 0..{num_classes - 1}, got values in {int(t.min())}..{int(t.max())}")
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Pixel counts int64 `[K, K]`: entry `[t, p]` counts pixels of true class t predicted as p.
+
+    pred, target: integer class maps of the same shape (any shape), values in 0..K-1.
+    """
+    _check_maps(pred, target, num_classes)
+    index = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
+    return torch.bincount(index.cpu(), minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _check_confusion(confusion):
+    if not isinstance(confusion, torch.Tensor) or confusion.dim() != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError(f"confusion must be a square [K, K] tensor, got {getattr(confusion, 'shape', type(confusion))}")
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU float64 `[K]`: true positives / (true + predicted - true positives).
+
+    A class absent from both prediction and target gets NaN (it has no IoU; means skip it).
+    """
+    _check_confusion(confusion)
+    c = confusion.double()
+    tp = c.diagonal()
+    union = c.sum(0) + c.sum(1) - tp
+    return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+
+
+def dice_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class Dice float64 `[K]`: 2 * true positives / (true + predicted); NaN where both are empty."""
+    _check_confusion(confusion)
+    c = confusion.double()
+    tp = c.diagonal()
+    total = c.sum(0) + c.sum(1)
+    return torch.where(total > 0, 2 * tp / total.clamp(min=1), torch.full_like(tp, float("nan")))
+
+
+def per_class_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """IoU of each class over all pixels given, float64 `[K]` (NaN for a class seen nowhere)."""
+    return iou_from_confusion(confusion_matrix(pred, target, num_classes))
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
+    """mIoU: the mean of the per-class IoUs over the classes that occur (background included)."""
+    return float(per_class_iou(pred, target, num_classes).nanmean())
+
+
+def per_class_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Dice (= F1) of each class over all pixels given, float64 `[K]` (NaN for a class seen nowhere)."""
+    return dice_from_confusion(confusion_matrix(pred, target, num_classes))
+
+
+def mean_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
+    """The mean of the per-class Dice scores over the classes that occur."""
+    return float(per_class_dice(pred, target, num_classes).nanmean())
+
+
+def boundary_mask(semantic: torch.Tensor, width: int = 1) -> torch.Tensor:
+    """Pixels within `width` pixels (a square neighbourhood) of a change of class: bool, same shape.
+
+    semantic: int class map `[H, W]` or `[N, H, W]`.
+    """
+    if not isinstance(semantic, torch.Tensor) or semantic.dim() not in (2, 3) or semantic.is_floating_point():
+        raise ValueError(f"semantic must be an integer [H, W] or [N, H, W] tensor, got {getattr(semantic, 'shape', type(semantic))}")
+    s = semantic.float()[:, None] if semantic.dim() == 3 else semantic.float()[None, None]
+    k = 2 * width + 1
+    high = F.max_pool2d(s, k, stride=1, padding=width)
+    low = -F.max_pool2d(-s, k, stride=1, padding=width)
+    edge = (high != low)[:, 0]
+    return edge if semantic.dim() == 3 else edge[0]
+
+
+def boundary_accuracy(pred: torch.Tensor, target: torch.Tensor, width: int = 1) -> float:
+    """Fraction of the pixels near a true class boundary (`boundary_mask(target, width)`) labelled right."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {list(pred.shape)} and {list(target.shape)}")
+    near = boundary_mask(target, width)
+    return float((pred[near] == target[near]).double().mean())

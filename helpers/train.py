@@ -1,10 +1,14 @@
-"""A plain training loop with a progress bar, and random mini-batches from tensors."""
+"""A plain training loop with a progress bar, and random (optionally mirrored) mini-batches from tensors."""
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
+
 from helpers.session import progress_bar
 
 
@@ -23,24 +27,57 @@ def random_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> It
             yield tuple(t[idx] for t in tensors)
 
 
+def random_flips(batches: Iterator[tuple], vertical: bool = True, seed: int = 0) -> Iterator[tuple]:
+    """Mirror each mini-batch of `batches` at random: left-right with probability 1/2 and, when
+    `vertical`, upside down with probability 1/2 (the whole batch flips together).
+
+    Every tensor of a batch with at least 3 dimensions (images `[B, C, H, W]`, masks `[B, H, W]`) is
+    flipped along its last two axes; the others (class labels `[B]`) pass through. Box coordinates
+    would need mirroring too, so do not use it on batches with boxes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for batch in batches:
+        for axis, wanted in ((-1, True), (-2, vertical)):
+            if wanted and torch.rand(1, generator=g) < 0.5:
+                batch = tuple(t.flip(axis) if t.dim() >= 3 else t for t in batch)
+        yield batch
+
+
+def cross_entropy_step(model: torch.nn.Module, batch: tuple) -> dict:
+    """The loss of a classifier for `fit`: batch `(inputs, classes)`, classes int64 `[B]` (or
+    `[B, H, W]` for per-pixel scores `[B, K, H, W]`) -> `{"cross-entropy": scalar}`."""
+    inputs, classes = batch
+    return {"cross-entropy": F.cross_entropy(model(inputs), classes)}
+
+
 def fit(
     model: torch.nn.Module,
     batches: Iterator,
     step_loss: Callable[[torch.nn.Module, tuple], dict],
     steps: int,
     lr: float = 2e-3,
+    warmup: float = 0.0,
+    weight_decay: float = 0.0,
     desc: str = "training",
+    progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Train `model` for `steps` mini-batches with Adam and a cosine learning-rate decay.
+    """Train `model` for `steps` mini-batches with AdamW and a cosine learning-rate decay.
 
-    `step_loss(model, batch)` returns a dict of scalar loss tensors; their sum is minimised.
-    Returns the history of every entry (and of the total as "loss"), one float per step.
+    `batches` yields one mini-batch per step; `step_loss(model, batch)` returns a dict of scalar loss
+    tensors, and their sum is minimised. The learning rate rises linearly from 0 to `lr` over the
+    first `warmup` fraction of the steps, then falls to 0 along a half cosine. `weight_decay` is
+    AdamW's (0 makes it plain Adam). Returns the history of every entry (and of the total as
+    "loss"), one float per step; leaves the model in eval mode. `progress=False` hides the bar.
     """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup must be a fraction of the steps in [0, 1), got {warmup!r}")
     model.train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(warmup_cosine, steps=steps, warmup=warmup))
     history: dict[str, list[float]] = {}
-    bar = progress_bar(range(steps), desc=desc)
+    bar = progress_bar(range(steps), desc=desc, disable=not progress)
     for _ in bar:
         losses = step_loss(model, next(batches))
         total = sum(losses.values())
@@ -53,6 +90,15 @@ def fit(
         bar.set_postfix(loss=f"{float(total.detach()):.3f}", refresh=False)
     model.eval()
     return history
+
+
+def warmup_cosine(step: int, steps: int, warmup: float = 0.0) -> float:
+    """The learning-rate factor at `step` of `steps`: a linear rise over the first `warmup` fraction
+    (from 1/w to 1, where w is the number of warm-up steps), then a half cosine from 1 down to 0."""
+    w = int(warmup * steps)
+    if step < w:
+        return (step + 1) / w
+    return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, steps - w)))
 
 
 @torch.no_grad()

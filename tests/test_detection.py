@@ -38,6 +38,14 @@ def test_backbone_and_model_bad_arguments():
         D.small_faster_rcnn(num_classes=1)
     with pytest.raises(ValueError, match="image_size"):
         D.small_faster_rcnn(image_size=16)
+    with pytest.raises(ValueError, match="roi_size"):
+        D.small_faster_rcnn(roi_size=0)
+
+
+def test_roi_size_sets_the_pooled_patch_and_the_head_width():
+    model = D.small_faster_rcnn(image_size=64, stride=4, channels=16, roi_size=5)
+    assert model.roi_heads.box_roi_pool.output_size == (5, 5)
+    assert model.roi_heads.box_head.fc6.in_features == 16 * 5 * 5
 
 
 def test_model_returns_the_four_losses_and_detections(scenes):

@@ -12,7 +12,7 @@ import re
 import torch
 import torch.nn as nn
 
-from helpers import segmentation, unet
+from helpers import metrics, unet
 from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
 
 NOTEBOOK = "05_unet"
@@ -185,7 +185,7 @@ def _iou_cases() -> list[Case]:
 iou_per_class = FunctionExercise(
     notebook=NOTEBOOK,
     name="iou_per_class",
-    reference=segmentation.iou_from_confusion,
+    reference=metrics.iou_from_confusion,
     cases=_iou_cases,
     hint=(
         "Row t of the confusion matrix holds the pixels whose true class is t, column p those predicted as p. "
