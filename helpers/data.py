@@ -168,7 +168,7 @@ class ShapesScenes(Dataset):
         low, high = self.num_objects
         count = int(torch.randint(low, high + 1, (1,), generator=g))
         image = _background(size, g)
-        full, visible_order, labels = [], [], []
+        full, labels = [], []
         for _ in range(count):
             for _attempt in range(20):  # resample a shape that would hide another too much
                 label = int(torch.randint(1, NUM_CLASSES + 1, (1,), generator=g))

@@ -17,13 +17,10 @@ network's normalisation inside.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.features import FeatureNetwork, feature_network_from, last_needed, shapes_classifier
+from helpers.features import FeatureNetwork, feature_network_from, shapes_classifier
 from helpers.session import progress_bar
 from helpers.train import cross_entropy_step, fit, random_batches, random_flips
 

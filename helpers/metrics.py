@@ -19,7 +19,6 @@ The detection part follows the COCO evaluation (pycocotools' `COCOeval`, bbox, a
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 import torch
@@ -399,7 +398,6 @@ def evaluate_detections(preds, targets, iou_thresholds, max_detections: int = 10
                               dtype=torch.float64)
     if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
         raise ValueError(f"max_detections must be a positive int, got {max_detections!r}")
-    T = len(thresholds)
     classes = torch.unique(torch.cat([d_labels, g_labels]))
     C = len(classes)
     num_gt = torch.bincount(torch.searchsorted(classes, g_labels), minlength=C) if C else torch.zeros(0, dtype=torch.int64)

@@ -1,6 +1,5 @@
 """Student notebooks: generated from solutions, never clobbering a student's edits, always in sync."""
 
-import shutil
 from pathlib import Path
 
 import nbformat

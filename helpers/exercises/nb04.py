@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from helpers import transposed
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, compare_scalars, describe
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
 
 NOTEBOOK = "04_transposed_convolution"
 

@@ -1,7 +1,5 @@
 """Plausible wrong answers to notebook 00's exercises."""
 
-import torch
-
 WRONG = {
     "to_grayscale": [
         lambda image: image.mean(dim=0),  # plain average of the channels

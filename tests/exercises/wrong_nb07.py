@@ -1,7 +1,5 @@
 """Plausible wrong answers to notebook 07's exercises."""
 
-import torch
-
 
 def gram_unnormalised(features):
     b, c, h, w = features.shape
