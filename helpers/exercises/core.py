@@ -88,8 +88,14 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
-    """Compare a tensor answer with the reference: type, shape, kind of dtype, then values."""
+def compare_tensors(
+    expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: float = 1e-4, exact_dtype: bool = False
+) -> str | None:
+    """Compare a tensor answer with the reference: type, shape, kind of dtype, then values.
+
+    With `exact_dtype`, the dtype must be the reference's (float64 where float32 is asked for fails).
+    A one-element tensor is judged like a number: the message says which way it is off.
+    """
     if not isinstance(got, torch.Tensor):
         return f"expected a torch.Tensor, got {describe(got)}"
     if got.shape != expected.shape:
@@ -100,6 +106,8 @@ def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: 
         return f"expected an integer tensor ({expected.dtype}), got dtype {got.dtype}"
     if expected.dtype == torch.bool and got.dtype != torch.bool:
         return f"expected a boolean tensor, got dtype {got.dtype}"
+    if exact_dtype and got.dtype != expected.dtype:
+        return f"expected dtype {expected.dtype}, got {got.dtype}"
     if got.requires_grad and not expected.requires_grad:
         got = got.detach()
     got64 = got.detach().to("cpu", torch.float64)
@@ -113,6 +121,8 @@ def compare_tensors(expected: torch.Tensor, got: Any, atol: float = 1e-5, rtol: 
     close = torch.isclose(got64, exp64, atol=atol, rtol=rtol) | (nan_got & nan_exp)
     if bool(close.all()):
         return None
+    if got.numel() == 1:
+        return how_far_off(float(exp64.reshape(())), float(got64.reshape(())))
     bad = int((~close).sum())
     err = (got64 - exp64).abs().nan_to_num(0.0)
     where = tuple(torch.nonzero(~close)[0].tolist()) if got.dim() else ()
@@ -138,7 +148,28 @@ def compare_scalars(expected: float, got: Any, atol: float = 1e-6, rtol: float =
         return "got NaN"
     if math.isclose(got, float(expected), abs_tol=atol, rel_tol=rtol):
         return None
-    return "that number is not right"
+    return how_far_off(float(expected), got)
+
+
+def how_far_off(expected: float, got: float) -> str:
+    """Which way a wrong number is off, and roughly by how much of the expected size (never the value)."""
+    if math.isinf(got) or math.isnan(got):
+        return f"got {got}"
+    direction = "too large" if got > expected else "too small"
+    if expected == 0:
+        return f"that number is {direction}: it should be 0"
+    if (got > 0) != (expected > 0) and got != 0:
+        return f"that number has the wrong sign (it is {direction})"
+    ratio = abs(got - expected) / abs(expected)
+    if ratio < 0.1:
+        size = "slightly, by less than 10% of its size"
+    elif ratio < 0.5:
+        size = "by 10% to 50% of its size"
+    elif ratio < 2:
+        size = "by 50% to 200% of its size"
+    else:
+        size = "by more than twice its size"
+    return f"that number is {direction}, {size}"
 
 
 def compare_exact(expected: Any, got: Any) -> str | None:
@@ -149,16 +180,27 @@ def compare_exact(expected: Any, got: Any) -> str | None:
 
 
 def compare_auto(expected: Any, got: Any) -> str | None:
-    """Pick a comparison from the reference's type; tuples compare element by element."""
+    """Pick a comparison from the reference's type; tuples and lists compare element by element.
+
+    A tuple must come back as a tuple and a list as a list; a wrong item is named by its place,
+    e.g. "item [2][0]: that number is too large, ...".
+    """
     if isinstance(expected, torch.Tensor):
         return compare_tensors(expected, got)
     if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}"
+        kind = type(expected).__name__
+        if not isinstance(got, (tuple, list)):
+            return f"expected a {kind} of {len(expected)} items, got {describe(got)}"
+        if type(got) is not type(expected):
+            return f"expected a {kind}, got a {type(got).__name__} (of {len(got)} items)"
+        if len(got) != len(expected):
+            return f"expected a {kind} of {len(expected)} items, got {len(got)} items"
         for i, (e, g) in enumerate(zip(expected, got)):
             diff = compare_auto(e, g)
             if diff:
-                return f"item {i}: {diff}"
+                if diff.startswith("item ["):  # nested: item [i][j]: ...
+                    return f"item [{i}]{diff[len('item '):]}"
+                return f"item [{i}]: {diff}"
         return None
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         return compare_scalars(expected, got)
