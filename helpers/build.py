@@ -6,8 +6,10 @@
 
 Each solution notebook's first code cell is made `helpers.session.SETUP_CELL` and its check cells are
 labelled with their exercise. In a student notebook every `### BEGIN SOLUTION` ... `### END SOLUTION` region becomes a
-`raise NotImplementedError()` stub (in Markdown: "YOUR ANSWER HERE"), outputs are cleared, and the
-metadata keeps a hash of the generated cells. A student notebook whose cells no longer match that hash
+`raise NotImplementedError()` stub (a region that only sets named answers becomes `name = ...`; in
+Markdown: "YOUR ANSWER HERE"), outputs are cleared, check cells are tagged `raises-exception` (so Run
+All in JupyterLab goes on past an unsolved check to the end), and the metadata keeps a hash of the
+generated cells. A student notebook whose cells no longer match that hash
 was edited by someone, and is never overwritten without `--force`; even then it is copied to
 `notebooks/backup/` first.
 """
@@ -28,6 +30,8 @@ import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = "raise NotImplementedError()"
+VALUE_STUB = "...  # your answer"
+RAISES = "raises-exception"  # JupyterLab's Run All goes on past a cell with this tag
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 META_KEY = "seeing_networks"
 CHECK_CALL = re.compile(r"\bex\.(\w+)\.check\(")
@@ -35,25 +39,63 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def strip_solutions(source: str, cell_type: str) -> str:
-    """Replace each solution region (markers included) with a stub at the marker's indentation."""
-    out, inside = [], False
+    """Replace each solution region (markers included) with a stub at the marker's indentation.
+
+    A code region that only assigns named answers (`answer = ...` at the top level) becomes the
+    template `answer = ...  # your answer`, so the cell runs and the check says "not attempted";
+    any other code region becomes `raise NotImplementedError()`.
+    """
+    out, region, inside, indent = [], [], False, ""
     for line in source.splitlines():
         stripped = line.strip()
         if stripped.startswith(BEGIN):
             if inside:
                 raise ValueError(f"nested {BEGIN!r} in:\n{source}")
-            inside = True
+            inside, region = True, []
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(indent + (CODE_STUB if cell_type == "code" else MARKDOWN_STUB))
         elif stripped.startswith(END):
             if not inside:
                 raise ValueError(f"{END!r} without {BEGIN!r} in:\n{source}")
             inside = False
-        elif not inside:
+            out.extend(indent + stub for stub in region_stub(region, indent, cell_type))
+        elif inside:
+            region.append(line)
+        else:
             out.append(line)
     if inside:
         raise ValueError(f"{BEGIN!r} is never closed in:\n{source}")
     return "\n".join(out)
+
+
+def region_stub(region: list[str], indent: str, cell_type: str) -> list[str]:
+    """The stub lines (without indentation) that replace one solution region."""
+    if cell_type != "code":
+        return [MARKDOWN_STUB]
+    names = assigned_names("\n".join(region)) if not indent else None
+    if names:
+        return [f"{name} = {VALUE_STUB}" for name in names]
+    return [CODE_STUB]
+
+
+def assigned_names(code: str) -> list[str] | None:
+    """The names a block of code assigns, when it does nothing but `NAME = ...`; else None."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    names = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            return None
+        names.append(node.targets[0].id)
+    return list(dict.fromkeys(names)) or None
+
+
+def runs_a_stub(source: str) -> bool:
+    """True when a student cell raises as soon as it runs (a top-level `raise NotImplementedError()`)."""
+    return any(line == CODE_STUB for line in source.splitlines())
 
 
 def check_cell_exercise(source: str) -> str | None:
@@ -117,9 +159,17 @@ def student_version(solution: nbformat.NotebookNode, source_name: str) -> nbform
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+            if "exercise" in cell.metadata or runs_a_stub(cell.source):
+                add_tag(cell, RAISES)
     nb.metadata.pop("widgets", None)
     nb.metadata[META_KEY] = {"generated_from": f"solutions/{source_name}", "cells_sha256": cells_hash(nb)}
     return nb
+
+
+def add_tag(cell: nbformat.NotebookNode, tag: str) -> None:
+    tags = cell.metadata.setdefault("tags", [])
+    if tag not in tags:
+        tags.append(tag)
 
 
 def render(nb: nbformat.NotebookNode) -> str:

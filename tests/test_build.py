@@ -38,8 +38,37 @@ def test_student_notebooks_have_no_outputs_and_every_solution_region_a_stub():
         student = nbformat.read(ROOT / "notebooks" / solution_path.name, as_version=4)
         assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
         regions = sum(c.source.count(build.BEGIN) for c in solution.cells)
-        stubs = sum(c.source.count(build.CODE_STUB) + c.source.count(build.MARKDOWN_STUB) for c in student.cells)
+        stubs = sum(
+            c.source.count(build.CODE_STUB) + c.source.count(build.MARKDOWN_STUB) + c.source.count(build.VALUE_STUB)
+            for c in student.cells
+        )
         assert regions > 0 and stubs >= regions
+
+
+def test_named_answers_become_templates_and_top_level_stubs_are_tagged():
+    code = "### BEGIN SOLUTION\nanswer = 42\nother = {1, 2}\n### END SOLUTION"
+    assert build.strip_solutions(code, "code") == "answer = ...  # your answer\nother = ...  # your answer"
+    computed = "### BEGIN SOLUTION\nanswer = 6 * 7\nprint(answer)\n### END SOLUTION"
+    assert build.strip_solutions(computed, "code") == build.CODE_STUB  # not only assignments: a stub
+    inside = "def f():\n    ### BEGIN SOLUTION\n    x = 1\n    return x\n    ### END SOLUTION"
+    assert build.strip_solutions(inside, "code") == "def f():\n    raise NotImplementedError()"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(computed),
+        nbformat.v4.new_code_cell(inside),
+        nbformat.v4.new_code_cell("ex.f.check()", metadata={"exercise": {"notebook": "99_x", "id": "f"}}),
+    ]
+    student = build.student_version(nb, "99_x.ipynb")
+    tags = [c.metadata.get("tags", []) for c in student.cells]
+    assert tags == [[build.RAISES], [], [build.RAISES]]
+
+
+def test_every_check_cell_of_the_student_notebooks_lets_run_all_go_on():
+    for solution_path in build.solution_paths(ROOT / "notebooks" / "solutions"):
+        student = nbformat.read(ROOT / "notebooks" / solution_path.name, as_version=4)
+        for cell in student.cells:
+            if cell.cell_type == "code" and ("exercise" in cell.metadata or build.runs_a_stub(cell.source)):
+                assert build.RAISES in cell.metadata.get("tags", []), f"{solution_path.name}: {cell.source[:60]}"
 
 
 def test_every_notebook_opens_with_the_setup_cell_and_checks_its_exercises():
