@@ -2,6 +2,17 @@
 
 The course's repository address lives here and nowhere else (`REPO_URL`). On Colab, the first cell
 of each notebook clones it and installs the course when `helpers` cannot be imported.
+
+Environment variables (all optional; unset means "decide from the machine"):
+
+- `SEEING_NETWORKS_DEVICE`: the device to use (`cpu`, `cuda`, `cuda:1`, `mps`), overriding `pick_device`.
+- `SEEING_NETWORKS_SCALE`: `gpu` makes `scaled()` return its `gpu=` value even on a CPU, `cpu` its
+  `cpu=` value even on a GPU; `auto` (or unset) picks by device. Tests use `gpu` to run the settings
+  a Colab GPU session gets on a CPU, so a size or setting only the GPU path uses cannot break unseen.
+- `SEEING_NETWORKS_MAX_STEPS`: a positive int; every training and optimisation loop of the course
+  (`helpers.train.fit`, `helpers.detection.train_detector`, `helpers.dream.deepdream`,
+  `helpers.style.style_transfer`) then runs at most that many steps (`capped_steps`). For smoke tests
+  of a whole notebook: its quality asserts will fail, everything else should run.
 """
 
 from __future__ import annotations
@@ -29,18 +40,32 @@ from helpers.session import start
 device = start(seed=0)'''
 
 
+#: Names of the environment variables described in the module's docstring.
+DEVICE_ENV = "SEEING_NETWORKS_DEVICE"
+SCALE_ENV = "SEEING_NETWORKS_SCALE"
+MAX_STEPS_ENV = "SEEING_NETWORKS_MAX_STEPS"
+
+
+def _mps_available() -> bool:
+    """Whether Apple's Metal (MPS) backend can be used (False on builds without it)."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def pick_device() -> torch.device:
     """The best device here: CUDA, then Apple's MPS, then the CPU. `SEEING_NETWORKS_DEVICE` overrides."""
-    forced = os.environ.get("SEEING_NETWORKS_DEVICE")
+    forced = os.environ.get(DEVICE_ENV)
     if forced:
         return torch.device(forced)
     if torch.cuda.is_available():
         return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
     return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, torch's (CPU and CUDA) random generators."""
+    """Seed Python's and torch's random generators (torch's seed covers CPU, CUDA and MPS)."""
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     random.seed(seed)
@@ -53,11 +78,21 @@ def start(seed: int = 0, quiet: bool = False) -> torch.device:
 
     seed_everything(seed)
     device = pick_device()
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        where = "Apple GPU via Metal"
+    else:
+        where = f"{torch.get_num_threads()} CPU threads"
+    overrides = []
+    if scale_override() is not None:
+        overrides.append(f"{scale_override()} settings ({SCALE_ENV})")
+    if step_cap() is not None:
+        overrides.append(f"at most {step_cap()} steps per loop ({MAX_STEPS_ENV})")
     if not quiet:
         print(
             f"Seeing Networks · torch {torch.__version__} · torchvision {torchvision.__version__}"
-            f" · device {device} ({where}) · seed {seed}"
+            f" · device {device} ({where}) · seed {seed}" + "".join(f" · {o}" for o in overrides)
         )
     return device
 
@@ -68,12 +103,48 @@ def on_gpu(device: torch.device | str | None = None) -> bool:
     return device.type != "cpu"
 
 
+def scale_override() -> str | None:
+    """"gpu" or "cpu" when `SEEING_NETWORKS_SCALE` forces `scaled()`'s choice; None for "auto" or unset."""
+    value = os.environ.get(SCALE_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in ("cpu", "gpu"):
+        raise ValueError(f"{SCALE_ENV} must be 'cpu', 'gpu' or 'auto', got {os.environ[SCALE_ENV]!r}")
+    return value
+
+
 def scaled(cpu, gpu, device: torch.device | str | None = None):
     """Pick the amount of work for this device: `cpu` on a CPU, `gpu` on anything faster.
 
+    `device` defaults to the one `pick_device` chooses. `SEEING_NETWORKS_SCALE=gpu` (or `cpu`)
+    forces the choice whatever the device, e.g. to run the GPU settings on a CPU in a test.
+
     >>> steps = scaled(cpu=300, gpu=2000)
     """
+    forced = scale_override()
+    if forced is not None:
+        return gpu if forced == "gpu" else cpu
     return gpu if on_gpu(device) else cpu
+
+
+def step_cap() -> int | None:
+    """The positive int in `SEEING_NETWORKS_MAX_STEPS`, or None when it is unset or empty."""
+    value = os.environ.get(MAX_STEPS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"{MAX_STEPS_ENV} must be a positive int, got {os.environ[MAX_STEPS_ENV]!r}")
+    return cap
+
+
+def capped_steps(steps: int) -> int:
+    """`steps`, or fewer when `SEEING_NETWORKS_MAX_STEPS` sets a smaller cap (for smoke tests)."""
+    cap = step_cap()
+    return steps if cap is None else min(steps, cap)
 
 
 def progress_bar(iterable=None, **kwargs):

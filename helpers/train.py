@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from helpers.session import progress_bar
+from helpers.session import capped_steps, progress_bar
 
 
 def random_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[tuple]:
@@ -68,9 +68,12 @@ def fit(
     first `warmup` fraction of the steps, then falls to 0 along a half cosine. `weight_decay` is
     AdamW's (0 makes it plain Adam). Returns the history of every entry (and of the total as
     "loss"), one float per step; leaves the model in eval mode. `progress=False` hides the bar.
+    `SEEING_NETWORKS_MAX_STEPS` (see `helpers.session`) caps `steps`; the schedule then spans the
+    capped run.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = capped_steps(steps)
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be a fraction of the steps in [0, 1), got {warmup!r}")
     model.train()
