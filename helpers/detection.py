@@ -20,7 +20,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
-from helpers.session import progress_bar
+from helpers.session import capped_steps, progress_bar
 
 from helpers.data import NUM_CLASSES
 from helpers.metrics import mean_average_precision
@@ -148,6 +148,7 @@ def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, b
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
     if len(images) != len(targets) or len(images) == 0:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.features import FeatureNetwork, feature_network_from, shapes_classifier
-from helpers.session import progress_bar
+from helpers.session import capped_steps, progress_bar
 from helpers.train import cross_entropy_step, fit, random_batches, random_flips
 
 
@@ -116,6 +116,7 @@ def deepdream(
         raise ValueError(f"layer must be one of {net.layer_names}, got {layer!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
     cut = net.truncated(layer)
     device = net.mean.device
     generator = torch.Generator().manual_seed(seed)

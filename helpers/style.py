@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from helpers.session import progress_bar
+from helpers.session import capped_steps, progress_bar
 
 from helpers.features import FeatureNetwork, last_needed
 
@@ -144,6 +144,7 @@ def style_transfer(
         raise ValueError(f"init must be 'content' (with a content image) or 'noise', got {init!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
     single = not isinstance(k, (list, tuple))
     ks = [float(k)] if single else [float(v) for v in k]
     style_layers = list(style_layers) if style is not None else []
