@@ -89,3 +89,24 @@ def test_fit_runs_at_most_the_capped_number_of_steps(no_overrides):
     no_overrides.delenv(session.MAX_STEPS_ENV)
     history = train.fit(model, batches, train.cross_entropy_step, steps=5, progress=False)
     assert len(history["loss"]) == 5
+
+
+def test_every_loop_of_the_course_honours_the_step_cap(no_overrides):
+    """fit (above), the detector's loop, DeepDream and style transfer: a smoke run stays short."""
+    from helpers import detection, dream, features, style
+    from helpers.data import ShapesScenes
+
+    no_overrides.setenv(session.MAX_STEPS_ENV, "2")
+    images, targets = detection.render(ShapesScenes(4, size=64, seed=3))
+    model = detection.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
+    history = detection.train_detector(model, images, targets, steps=50, batch_size=2, progress=False)
+    assert len(history["loss"]) == 2
+
+    torch.manual_seed(0)
+    net = features.feature_network_from(features.shapes_classifier(), "test", "test net")
+    _, objectives = dream.deepdream(net, torch.rand(3, 32, 32), "relu2", num_octaves=3, steps=40, progress=False)
+    assert len(objectives) == 3 * 2
+
+    _, history = style.style_transfer(net, torch.rand(3, 24, 24), torch.rand(3, 24, 24), content_layer="relu2",
+                                      style_layers=("relu1", "relu2"), steps=300, record_every=1, progress=False)
+    assert history["step"] == [0, 1, 2]
