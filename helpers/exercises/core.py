@@ -8,6 +8,13 @@ A check either prints a short green "Correct" or raises an `ExerciseFailure`:
 Both render in Jupyter as a few readable lines instead of a traceback of this module (IPython calls
 an exception's `_render_traceback_`), and both still fail the cell, so nbval and the grader see them.
 The checker never lets its own errors escape: whatever a student hands in gets a verdict.
+
+A check has two halves, so that the grader can keep the second one out of the student's reach:
+`record(answer, seed)` runs the student's answer (in the student's kernel) and describes what it
+gave in a safe format (`helpers.exercises.answers`); `judge(record, seed)` compares that with the
+reference (in whichever process decides: the notebook's own for `check()`, the grader's for a grade).
+With a `seed`, a function is also tried on hidden inputs drawn from it, so an answer that only
+knows the visible cases fails.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import copy
 import inspect
 import math
 import sys
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -69,6 +77,57 @@ class Case:
     label: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """What a check concluded: a status ("passed", "incorrect", "not attempted", "uses the reference")
+    and one sentence for the student (empty when passed)."""
+
+    status: str
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+#: Modules whose functions are the course's or the library's work, not a student's.
+LIBRARY_MODULES = ("helpers", "torch", "torchvision", "numpy")
+_CALL_SEED = 20_240_101  # torch is seeded with this plus the case number before every call
+
+
+def perturbed(value: Any, generator: torch.Generator) -> Any:
+    """`value` with every floating-point tensor and float nudged by about 1% of its size.
+
+    A tensor goes through x -> x + 0.01 s sin(w x / s + phase) (s its largest magnitude, w in [3, 6)),
+    which is strictly increasing: the order of its values, ties and `x2 >= x1` all survive, so a
+    hidden case is the visible case with other numbers and still a valid input (boxes stay boxes,
+    rankings stay rankings). Integer tensors, ints, strings and modules are kept.
+    """
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+        x = value.detach()
+        scale = float(x.abs().max()) or 1.0
+        w, phase = 3 + 3 * float(torch.rand((), generator=generator)), 6.283 * float(torch.rand((), generator=generator))
+        nudged = x + 0.01 * scale * torch.sin(w * x / scale + phase)
+        return nudged.requires_grad_(value.requires_grad)
+    if type(value) is float:
+        return value * (1 + 0.01 * float(torch.rand((), generator=generator, dtype=torch.float64) - 0.5))
+    if isinstance(value, (tuple, list)):
+        return type(value)(perturbed(v, generator) for v in value)
+    if isinstance(value, dict):
+        return {k: perturbed(v, generator) for k, v in value.items()}
+    return value
+
+
+def is_library_object(answer: Any, reference: Any) -> bool:
+    """True when `answer` is the reference itself or a function of the course or its libraries."""
+    if answer is reference:
+        return True
+    if not callable(answer):
+        return False
+    module = getattr(answer, "__module__", None)
+    return isinstance(module, str) and module.split(".")[0] in LIBRARY_MODULES
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,23 +313,54 @@ class Exercise:
     def check(self, answer: Any = _MISSING) -> None:
         """Check an answer; without one, look up `self.name` in the calling notebook.
 
-        Prints "Correct" or raises `NotAttempted` / `Incorrect`.
+        Prints "Correct" or raises `NotAttempted` / `Incorrect`. The same two steps as the grader's:
+        record the answer, then judge the record.
         """
         if answer is _MISSING:
             answer = sys._getframe(1).f_globals.get(self.name, _MISSING)
-        if answer is _MISSING:
-            raise NotAttempted(self, f"`{self.name}` is not defined yet: run the cell where you write it.")
-        try:
-            verdict = self._verdict(answer)
-        except ExerciseFailure:
-            raise
-        except Exception as error:  # the checker's own trouble still ends in a verdict
-            verdict = f"checking it failed with {type(error).__name__}: {error}"
-        if verdict is not None:
-            raise Incorrect(self, verdict)
+        verdict = self.judge(self.record(answer))
+        if verdict.status == "not attempted":
+            raise NotAttempted(self, verdict.message)
+        if not verdict.passed:
+            raise Incorrect(self, verdict.message)
         print(f"{_GREEN}✓ Correct{_RESET} ({self.notebook} · {self.name})")
 
-    def _verdict(self, answer: Any) -> str | None:  # pragma: no cover - abstract
+    def record(self, answer: Any, seed: int | None = None) -> dict:
+        """Describe `answer` in the safe format (runs where the answer lives: the student's kernel).
+
+        `answer` is the student's value, or anything that is not defined (a class or `_MISSING`) when
+        the name is missing. With `seed`, a function is also run on the hidden cases drawn from it.
+        """
+        if answer is _MISSING or (isinstance(answer, type) and answer.__name__ == "_Missing"):
+            return {"state": "missing"}
+        if self._is_reference(answer):
+            return {"state": "reference"}
+        return self._record(answer, seed)
+
+    def judge(self, record: dict, seed: int | None = None) -> Verdict:
+        """The verdict on a record made by `record` (runs in the process that decides). Never raises."""
+        state = record.get("state") if isinstance(record, dict) else None
+        if state == "missing":
+            return Verdict("not attempted", f"`{self.name}` is not defined yet: run the cell where you write it.")
+        if state == "reference":
+            return Verdict("uses the reference", f"`{self.name}` is the course's own reference, not your work.")
+        if state == "error":
+            return Verdict("incorrect", f"your answer could not be recorded: {record.get('detail', '')}")
+        try:
+            message = self._judge(record, seed)
+        except ExerciseFailure as failure:
+            return Verdict("not attempted" if isinstance(failure, NotAttempted) else "incorrect", failure.message)
+        except Exception as error:  # the checker's own trouble still ends in a verdict
+            message = f"checking it failed with {type(error).__name__}: {error}"
+        return Verdict("passed") if message is None else Verdict("incorrect", message)
+
+    def _is_reference(self, answer: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _record(self, answer: Any, seed: int | None) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _judge(self, record: dict, seed: int | None) -> str | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -278,7 +368,11 @@ class Exercise:
 
 
 class FunctionExercise(Exercise):
-    """The student writes a function; it must agree with `reference` on every case."""
+    """The student writes a function; it must agree with `reference` on every case.
+
+    `cases()` gives the visible cases. The hidden ones are `hidden_cases(generator)` when given, else
+    the visible cases with their floating-point numbers nudged (`perturbed`).
+    """
 
     kind = "function"
 
@@ -291,22 +385,71 @@ class FunctionExercise(Exercise):
         hint: str,
         solution: str,
         compare: Callable[[Any, Any], str | None] = compare_auto,
+        hidden_cases: Callable[[torch.Generator], list[Case]] | None = None,
     ):
         super().__init__(notebook, name, hint, solution)
         self.reference, self.cases, self.compare = reference, cases, compare
+        self._hidden_cases = hidden_cases
 
-    def _verdict(self, answer: Any) -> str | None:
+    def trial_cases(self, seed: int | None = None) -> list[Case]:
+        """The visible cases, then (with a seed) the hidden ones drawn from it."""
+        cases = list(self.cases())
+        if seed is None:
+            return cases
+        generator = torch.Generator().manual_seed(seed ^ zlib.crc32(self.id.encode()))
+        if self._hidden_cases is not None:
+            hidden = list(self._hidden_cases(generator))
+        else:
+            hidden = [Case(c.label, perturbed(c.args, generator), perturbed(c.kwargs, generator)) for c in cases]
+        return cases + [Case(f"a hidden case ({c.label}, with other numbers)", c.args, c.kwargs) for c in hidden]
+
+    def call(self, function: Callable, case: Case, number: int) -> Any:
+        """`function` on a private copy of the case's inputs, with torch seeded for this case."""
+        torch.manual_seed(_CALL_SEED + number)
+        return function(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+
+    def _is_reference(self, answer: Any) -> bool:
+        return is_library_object(answer, self.reference)
+
+    def _record(self, answer: Any, seed: int | None) -> dict:
+        from helpers.exercises.answers import encode
+
         if not callable(answer):
-            return f"expected a function, got {describe(answer)}"
-        for case in self.cases():
-            expected = self.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            return {"state": "not callable", "describe": describe(answer)}
+        results = []
+        for number, case in enumerate(self.trial_cases(seed)):
             try:
-                got = answer(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+                got = self.call(answer, case, number)
             except NotImplementedError:
+                results.append({"not_attempted": True})
+                break
+            except Exception as error:  # noqa: BLE001 - the student's code: any error is a verdict
+                results.append({"raised": f"{type(error).__name__}: {error}"[:300]})
+                break
+            results.append({"output": encode(got)})
+        return {"state": "ran", "results": results}
+
+    def _judge(self, record: dict, seed: int | None) -> str | None:
+        from helpers.exercises.answers import decode
+
+        if record.get("state") == "not callable":
+            return f"expected a function, got {record.get('describe', 'something else')}"
+        results = record.get("results")
+        if record.get("state") != "ran" or not isinstance(results, list):
+            return "no answer was recorded"
+        for number, case in enumerate(self.trial_cases(seed)):
+            if number >= len(results) or not isinstance(results[number], dict):
+                return f"on {case.label}: no result was recorded"
+            result = results[number]
+            if result.get("not_attempted"):
                 raise NotAttempted(self, f"`{self.name}` still raises NotImplementedError: replace the stub.")
-            except Exception as error:
-                return f"on {case.label}, your function raised {type(error).__name__}: {error}"
-            diff = self.compare(expected, got)
+            if "raised" in result:
+                return f"on {case.label}, your function raised {result['raised']}"
+            try:
+                got = decode(result.get("output"))
+            except ValueError as error:
+                return f"on {case.label}: the result could not be read ({error})"
+            diff = self.compare(self.call(self.reference, case, number), got)
             if diff:
                 return f"on {case.label}: {diff}"
         return None
@@ -329,9 +472,26 @@ class ValueExercise(Exercise):
         super().__init__(notebook, name, hint, solution)
         self.expected, self.compare = expected, compare
 
-    def _verdict(self, answer: Any) -> str | None:
+    def _is_reference(self, answer: Any) -> bool:
+        scalar = answer is None or isinstance(answer, (bool, int, float, str))  # equal scalars may be one object
+        return not scalar and answer is self.expected
+
+    def _record(self, answer: Any, seed: int | None) -> dict:
+        from helpers.exercises.answers import encode
+
+        return {"state": "set", "value": encode(answer)}
+
+    def _judge(self, record: dict, seed: int | None) -> str | None:
+        from helpers.exercises.answers import decode
+
+        if record.get("state") != "set":
+            return "no answer was recorded"
+        try:
+            answer = decode(record.get("value"))
+        except ValueError as error:
+            return f"your answer could not be read ({error})"
         if answer is NotImplemented or answer is Ellipsis:
-            raise NotAttempted(self, f"`{self.name}` still holds the placeholder: set it to your answer.")
+            raise NotAttempted(self, f"`{self.name}` still holds the placeholder `...`: set it to your answer.")
         return self.compare(self.expected, answer)
 
 

@@ -17,11 +17,17 @@ def _scene_cases():
     return cases + [Case("a 5x6 scene with no objects", empty)]
 
 
+def _hidden_scene_cases(generator: torch.Generator) -> list[Case]:
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+    return [Case(f"scene {i}", (t["masks"], t["labels"])) for i, (_, t) in enumerate(ShapesScenes(2, size=40, seed=seed))]
+
+
 semantic_from_instances = FunctionExercise(
     notebook=NOTEBOOK,
     name="semantic_from_instances",
     reference=_semantic,
     cases=_scene_cases,
+    hidden_cases=_hidden_scene_cases,
     hint="Start from torch.zeros(H, W, dtype=torch.int64). For each instance k, set the pixels where "
     "masks[k] is 1 to labels[k] (boolean indexing: semantic[masks[k].bool()] = labels[k]).",
     solution='''

@@ -45,11 +45,25 @@ def _anchor_cases():
     ]
 
 
+def _hidden_anchor_cases(g: torch.Generator) -> list[Case]:
+    def pick(options, k):
+        return tuple(options[i] for i in sorted(torch.randperm(len(options), generator=g)[:k].tolist()))
+
+    cases = []
+    for _ in range(2):
+        sizes, ratios = pick((8, 12, 16, 24, 32, 48), 2), pick((0.5, 0.75, 1.0, 1.5, 2.0), 2)
+        h, w = (int(n) for n in torch.randint(2, 6, (2,), generator=g))
+        stride = pick((4, 8, 16), 1)[0]
+        cases.append(Case(f"sizes {sizes}, ratios {ratios}, a {h}x{w} map, stride {stride}", (sizes, ratios, (h, w), stride)))
+    return cases
+
+
 make_anchors = FunctionExercise(
     notebook=NOTEBOOK,
     name="make_anchors",
     reference=reference_anchors,
     cases=_anchor_cases,
+    hidden_cases=_hidden_anchor_cases,
     hint="First the A = len(ratios) * len(sizes) base anchors centred on (0, 0): for ratio r = height / width and "
          "size s, height = s * sqrt(r), width = s / sqrt(r) (area s**2); ratios vary slowest; round the corners "
          "with .round(). Then shift copies of them to every cell's top-left pixel (x = column * stride, "
@@ -160,11 +174,19 @@ def _nms_cases():
     ]
 
 
+def _hidden_nms_cases(g: torch.Generator) -> list[Case]:
+    n = 30
+    boxes = _random_boxes(n, int(torch.randint(0, 2**31 - 1, (), generator=g)))
+    threshold = round(0.3 + 0.4 * float(torch.rand((), generator=g)), 2)
+    return [Case(f"{n} random boxes, threshold {threshold}", (boxes, torch.rand(n, generator=g), threshold))]
+
+
 nms = FunctionExercise(
     notebook=NOTEBOOK,
     name="nms",
     reference=torchvision.ops.nms,
     cases=_nms_cases,
+    hidden_cases=_hidden_nms_cases,
     hint="Compute the IoU matrix once. Visit boxes from the highest score down; skip a box already suppressed; "
          "otherwise keep it and suppress every box whose IoU with it is above the threshold. Return the kept "
          "indices as an int64 tensor, in the order you kept them.",

@@ -173,6 +173,15 @@ def up_block(x, skip, up, conv):
 )
 
 
+def _hidden_confusion_cases(generator: torch.Generator) -> list[Case]:
+    cases = []
+    for classes in (3, 5):
+        confusion = torch.randint(0, 60, (classes, classes), generator=generator)
+        confusion[int(torch.randint(0, classes, (), generator=generator))] = 0  # a class never true
+        cases.append(Case(f"a {classes}-class confusion matrix", (confusion,)))
+    return cases
+
+
 def _iou_cases() -> list[Case]:
     return [
         Case("a 2-class confusion matrix", (torch.tensor([[50, 10], [5, 35]]),)),
@@ -187,6 +196,7 @@ iou_per_class = FunctionExercise(
     name="iou_per_class",
     reference=metrics.iou_from_confusion,
     cases=_iou_cases,
+    hidden_cases=_hidden_confusion_cases,
     hint=(
         "Row t of the confusion matrix holds the pixels whose true class is t, column p those predicted as p. "
         "For class k: intersection = C[k, k]; union = row sum + column sum - C[k, k]. Work in float64, and "

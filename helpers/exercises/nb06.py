@@ -63,11 +63,21 @@ def _octave_cases():
     ]
 
 
+def _hidden_octave_cases(g: torch.Generator) -> list[Case]:
+    cases = []
+    for _ in range(2):
+        h, w = (int(n) for n in torch.randint(40, 200, (2,), generator=g))
+        octaves, scale = int(torch.randint(2, 6, (), generator=g)), round(1.2 + 0.4 * float(torch.rand((), generator=g)), 2)
+        cases.append(Case(f"size ({h}, {w}), {octaves} octaves, scale {scale}", ((h, w), octaves, scale)))
+    return cases
+
+
 octave_sizes = FunctionExercise(
     notebook=NOTEBOOK,
     name="octave_sizes",
     reference=dream.octave_sizes,
     cases=_octave_cases,
+    hidden_cases=_hidden_octave_cases,
     hint=(
         "Octave k counted down from the full size has sides `round(H / scale**k)` and `round(W / scale**k)`, "
         "for k = num_octaves - 1 down to 0, so the list starts small and its last entry is `size` itself. "

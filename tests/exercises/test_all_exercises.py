@@ -8,6 +8,7 @@ import pkgutil
 import pytest
 
 import helpers.exercises
+from helpers.exercises.answers import decode, encode
 from helpers.exercises.core import REGISTRY, ExerciseFailure, FunctionExercise, Incorrect, NotAttempted
 from tests.exercises import harness
 
@@ -94,3 +95,37 @@ def test_hint_and_solution_print(exercise, capsys):
     exercise.solution()
     out = capsys.readouterr().out
     assert "Hint" in out and exercise.solution_source.splitlines()[0] in out
+
+
+def replaying(exercise: FunctionExercise):
+    """A cheat: hands back the reference's outputs on the visible cases, in the order the check asks."""
+    outputs = [encode(exercise.call(exercise.reference, case, i)) for i, case in enumerate(exercise.trial_cases())]
+    calls = iter(range(10**6))
+
+    def answer(*args, **kwargs):
+        return decode(outputs[next(calls) % len(outputs)])
+
+    return answer
+
+
+FUNCTIONS = [e for e in EXERCISES if isinstance(e, FunctionExercise)]
+
+
+@pytest.mark.parametrize("exercise", FUNCTIONS, ids=[e.id for e in FUNCTIONS])
+def test_hidden_cases_pass_the_solution_and_fail_an_answer_that_memorised_the_visible_ones(exercise):
+    solution = harness.solution_answer(exercise)
+    for seed in (11, 12345):
+        verdict = exercise.judge(exercise.record(solution, seed=seed), seed=seed)
+        assert verdict.passed, verdict.message
+    assert exercise.judge(exercise.record(replaying(exercise))).passed  # it does fool the visible cases
+    verdict = exercise.judge(exercise.record(replaying(exercise), seed=11), seed=11)
+    assert verdict.status == "incorrect" and "hidden case" in verdict.message
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_the_reference_itself_is_not_an_answer(exercise):
+    reference = exercise.reference if isinstance(exercise, FunctionExercise) else exercise.expected
+    if not isinstance(exercise, FunctionExercise) and isinstance(reference, (int, float, str)):
+        pytest.skip("a scalar answer equal to the reference is simply right")
+    verdict = exercise.judge(exercise.record(reference))
+    assert verdict.status == "uses the reference", verdict
