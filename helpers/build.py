@@ -98,6 +98,11 @@ def runs_a_stub(source: str) -> bool:
     return any(line == CODE_STUB for line in source.splitlines())
 
 
+def check_cell_source(name: str) -> str:
+    """The course's check cell for exercise `name`, word for word (the grader restores it from here)."""
+    return f"ex.{name}.check()\n# ex.{name}.hint()\n# ex.{name}.solution()"
+
+
 def check_cell_exercise(source: str) -> str | None:
     """The exercise a check cell checks (`ex.NAME.check(...)`), or None for other cells."""
     names = set(CHECK_CALL.findall(source))

@@ -1,42 +1,58 @@
-"""Grade submitted notebooks: run each one under nbval and read the verdict of every check cell.
+"""Grade submitted notebooks: each runs in its own sandbox, and the grader decides every verdict itself.
 
-    python -m helpers.grade PATH... [--csv FILE] [--timeout S] [--workers N]
+    python -m helpers.grade PATH... [--csv FILE] [--results FILE [--resume]] [--timeout S]
+                                    [--notebook-timeout S] [--workers N] [--seed N]
 
 PATH is a notebook or a folder searched for notebooks. A notebook directly inside a folder you name
 belongs to a student called like the folder; one further down belongs to the first folder below it
 (`submissions/alice/01_vision_tasks.ipynb` is alice's). A notebook named on its own belongs to the
 folder it sits in.
 
-Each notebook runs top to bottom in one fresh kernel (nbval in lax mode, in this Python environment):
-a cell that raises fails, the others pass, and outputs are only compared in cells tagged
-`nbval-check-output`. The check cells carry `{"exercise": {"notebook": ..., "id": ...}}` in their
-metadata (written by `python -m helpers.build`), so every check cell's result is an exercise's result.
-An exercise whose check cell is gone, was edited so it no longer checks that exercise, or never ran
-counts as failed. A cell running longer than `--timeout` seconds is interrupted; it and every exercise
-after it in that notebook count as failed. A file that is not a notebook (invalid JSON, no cells) is
-reported, and the others are graded all the same. Notebooks run in parallel (pytest-xdist,
-`--dist loadfile`, so each notebook keeps its one kernel).
+How a notebook is graded:
 
-The exit status is 0 whenever grading ran, whatever the scores; 2 when there was nothing to grade
-or the arguments were wrong; 1 when pytest itself broke.
+1. **Prepared.** Outputs and execution counts are cleared (a notebook saved from Colab, VS Code or
+   JupyterLab grades the same). Every exercise the course registers for that notebook gets the
+   course's own check cell back: an edited one is restored, a deleted one re-added; labels on cells
+   the course does not register count for nothing. After each check cell the grader adds a cell that
+   *records* the student's answer (`helpers.exercises.answers.export_answers`): the value of a named
+   answer, or what a function returns on the check's inputs, visible ones and hidden ones drawn from
+   a seed the student cannot know.
+2. **Run**, top to bottom under nbval (lax mode), in a fresh empty folder holding only that copy, by
+   one `python -m helpers.sandbox` process per notebook: the kernel may write only there, reads the
+   course from its installed place (never from the folder), runs as an unprivileged user when the
+   grader is root, cannot signal or trace anything outside its own tree, and is killed with everything
+   it started when the notebook ends or runs past `--notebook-timeout`. A cell running past
+   `--timeout` is interrupted. A kernel that dies is noticed at once.
+3. **Judged** in this process: each recorded answer is compared with the reference by the course's
+   check (`Exercise.judge`). Nothing the student's kernel prints, raises or patches decides a grade;
+   the student can influence only their own answers. An answer that is the course's own reference
+   object counts as "uses the reference".
 
-Grading runs the submitted code with your permissions: do it in a container or on a throwaway machine.
+`--results FILE` appends one JSON line per notebook as it finishes; with `--resume`, notebooks already
+in FILE (same path, same content) are not graded again. The exit status is 0 whenever grading ran,
+whatever the scores; 2 when there was nothing to grade or the arguments were wrong.
 
-This module is also the small pytest plugin (`-p helpers.grade`) that records every cell's result.
+This module is also the small pytest plugin (`-p helpers.grade`) that, inside the sandbox, reports
+every cell's start and end to the grader through an inherited file descriptor.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
+import hashlib
 import importlib
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -46,27 +62,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = ROOT / "notebooks" / "solutions"
-DEFAULT_TIMEOUT = 900
-RECORD_OPTION = "--seeing-networks-record"
-RECORD_KEY = "seeing_networks_cell"
+DEFAULT_TIMEOUT = 900  # seconds per cell
+DEFAULT_NOTEBOOK_TIMEOUT = 3600  # seconds per notebook, wall clock, enforced with a kill
+SANDBOX_UID = SANDBOX_GID = 65534  # "nobody": who the kernels run as when the grader is root
+RECORD_FD_ENV = "SEEING_NETWORKS_RECORD_FD"
+ANSWERS = ".answers"  # the folder, inside the sandbox, the recording cells write to
+NOTEBOOK_FILE = "submission.ipynb"
+EXPORT_MARK = "# seeing-networks: grader records your answer here"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTEBOOK_STEM = re.compile(r"(\d\d_[A-Za-z0-9_]+)")
 
 #: What each status means (the table ends with the ones that occurred).
 STATUSES = {
-    "passed": "the check cell ran and said Correct",
-    "incorrect": "the check ran and found a wrong answer",
+    "passed": "the recorded answer matches the reference on every case, hidden ones included",
+    "incorrect": "the recorded answer differs from the reference (the detail says where)",
     "not attempted": "the answer is still the stub, or was never defined",
-    "error": "the check cell raised something other than a verdict",
-    "timed out": "the check cell ran past the per-cell timeout",
-    "after timeout": "an earlier cell of this notebook timed out",
-    "skipped": "the check cell was marked to be skipped",
-    "check cell missing": "no check cell for this exercise in the notebook",
-    "check cell edited": "the cell labelled as this exercise's check no longer checks it",
-    "not run": "no result came back for the check cell (the kernel died or grading was stopped)",
+    "uses the reference": "the answer is the course's own reference function or value, not the student's work",
+    "timed out": "the notebook ran past a time limit before this answer was recorded",
+    "kernel died": "the kernel died before this answer was recorded",
+    "error": "the grader's recording cell failed (the detail says why)",
+    "not run": "no answer came back (grading was stopped, or the notebook could not start)",
     "invalid notebook": "the file is not a readable notebook",
     "empty notebook": "the notebook has no code cells",
-    "no exercises": "the notebook has no check cell and the course defines no exercise for it",
+    "no exercises": "the course defines no exercise for this notebook",
 }
 
 
@@ -92,8 +110,8 @@ class Submission:
     notebook: str = ""  # the course notebook it is, e.g. "01_vision_tasks"
     problem: str = ""  # "invalid notebook" / "empty notebook" when it cannot be run
     detail: str = ""
-    check_cells: list = field(default_factory=list)  # [(code cell number, exercise id or None, source ok)]
-    code_cells: int = 0
+    sha256: str = ""
+    nb: object = field(default=None, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,94 +145,72 @@ def known_notebooks() -> list[str]:
 
 
 def notebook_from_filename(path: Path) -> str:
-    """Guess the course notebook from a file name: `alice_01_vision_tasks.ipynb` -> `01_vision_tasks`."""
+    """The course notebook a file name names: `alice_01_vision_tasks.ipynb` -> `01_vision_tasks`, else ""."""
     names = known_notebooks()
     for name in names:
         if name in path.stem:
             return name
     match = NOTEBOOK_STEM.search(path.stem)
     if match:
-        prefix = match.group(1)[:2]
-        same = [n for n in names if n.startswith(prefix + "_")]
+        same = [n for n in names if n.startswith(match.group(1)[:2] + "_")]
         if len(same) == 1:
             return same[0]
-    return path.stem
+    return ""
 
 
 def read_submission(sub: Submission) -> Submission:
-    """Read the notebook: its check cells and which course notebook it is, or what is wrong with it."""
+    """Read the notebook and decide which course notebook it is, or what is wrong with it.
+
+    The file name decides when it names a course notebook (the student chose neither it nor the
+    LMS's renaming); otherwise the labels the course wrote into its check cells.
+    """
     import nbformat
 
-    try:  # (a schema nit is only logged by nbformat: nbval runs such a notebook all the same)
-        nb = nbformat.read(sub.path, as_version=4)
+    try:
+        raw = sub.path.read_bytes()
+        sub.sha256 = hashlib.sha256(raw).hexdigest()
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no list of cells")
     except Exception as error:  # not JSON, not a notebook, unreadable
-        sub.notebook = notebook_from_filename(sub.path)
-        sub.problem = "invalid notebook"
-        sub.detail = one_line(f"{type(error).__name__}: {error}")
+        sub.notebook = notebook_from_filename(sub.path) or sub.path.stem
+        sub.problem, sub.detail = "invalid notebook", one_line(f"{type(error).__name__}: {error}")
         return sub
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    sub.code_cells = len(code)
-    labels = []
-    for number, cell in enumerate(code):
-        metadata = cell.get("metadata", {})
-        label = metadata.get("exercise")
-        if isinstance(label, dict) and label.get("id"):
-            labels.append(str(label.get("notebook", "")))
-            sub.check_cells.append((number, str(label["id"]), str(label["id"]) in checked_exercises(cell.source)))
-            continue
-        # A check cell that lost its metadata still counts if it is a plain `ex.NAME.check()`; a cell
-        # tagged `raises-exception` shows a failing check on purpose and is not one.
-        plain = checked_exercises(cell.source, plain_only=True)
-        if len(plain) == 1 and "raises-exception" not in metadata.get("tags", []):
-            sub.check_cells.append((number, plain.pop(), True))
-    sub.notebook = Counter(labels).most_common(1)[0][0] if labels else notebook_from_filename(sub.path)
-    if not code:
+    labels = [
+        str(cell.get("metadata", {}).get("exercise", {}).get("notebook", ""))
+        for cell in nb.cells
+        if isinstance(cell.get("metadata", {}).get("exercise"), dict)
+    ]
+    sub.notebook = notebook_from_filename(sub.path) or (Counter(labels).most_common(1)[0][0] if labels else sub.path.stem)
+    sub.nb = nb
+    if not any(cell.get("cell_type") == "code" for cell in nb.cells):
         sub.problem, sub.detail = "empty notebook", "no code cells"
     return sub
 
 
-def checked_exercises(source: str, plain_only: bool = False) -> set[str]:
-    """The NAMEs of the `ex.NAME.check(...)` calls in a cell's code (comments do not count).
+def exercise_module(notebook: str, extra: dict[str, str] | None = None) -> str | None:
+    """The module that defines `notebook`'s exercises: `helpers.exercises.nbNN`, or one named in `extra`."""
+    if extra and notebook in extra:
+        return extra[notebook]
+    if re.fullmatch(r"\d\d_\w+", notebook) and (ROOT / "helpers" / "exercises" / f"nb{notebook[:2]}.py").exists():
+        return f"helpers.exercises.nb{notebook[:2]}"
+    return None
 
-    With `plain_only`, only calls without arguments (`ex.NAME.check()`, as generated) count.
-    """
-    import ast
 
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # IPython syntax (magics, `!cmd`): fall back to the text, minus comments
-        code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-        pattern = r"\bex\.(\w+)\.check\(\s*\)" if plain_only else r"\bex\.(\w+)\.check\("
-        return set(re.findall(pattern, code))
-    names = set()
-    for node in ast.walk(tree):
-        func = getattr(node, "func", None)
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(func, ast.Attribute)
-            and func.attr == "check"
-            and isinstance(func.value, ast.Attribute)
-            and isinstance(func.value.value, ast.Name)
-            and func.value.value.id == "ex"
-            and not (plain_only and (node.args or node.keywords))
-        ):
-            names.add(func.value.attr)
-    return names
+def course_exercises(notebook: str, extra: dict[str, str] | None = None) -> list:
+    """The `Exercise` objects the course registers for `notebook`, in the order they were defined."""
+    from helpers.exercises.core import exercises_of
+
+    module = exercise_module(notebook, extra)
+    if module is None:
+        return []
+    importlib.import_module(module)
+    return exercises_of(notebook)
 
 
 def registered_exercises(notebook: str) -> list[str]:
-    """The exercise names the course defines for `notebook` (from `helpers.exercises.nbNN`), if any."""
-    from helpers.exercises.core import exercises_of
-
-    if not re.fullmatch(r"\d\d_\w+", notebook):
-        return []
-    try:
-        importlib.import_module(f"helpers.exercises.nb{notebook[:2]}")
-    except ImportError:
-        return []
-    return [ex.name for ex in exercises_of(notebook)]
+    """The names of the exercises the course defines for `notebook`."""
+    return [ex.name for ex in course_exercises(notebook)]
 
 
 def one_line(text: str, limit: int = 160) -> str:
@@ -223,210 +219,349 @@ def one_line(text: str, limit: int = 160) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The pytest plugin: each worker tags its reports; the controlling process writes them down.
+# Preparing a notebook: cleared, its check cells the course's, a recording cell after each
 # --------------------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser):
-    parser.addoption(RECORD_OPTION, default=None, help="(helpers.grade) append a JSON line per notebook cell report")
+def defines(source: str, name: str) -> bool:
+    """Does this cell define `name` at the top level (`def name(` or `name = ...`)?"""
+    return re.search(rf"(?m)^(def\s+{re.escape(name)}\s*\(|{re.escape(name)}\s*(:[^=]*)?=[^=])", source) is not None
+
+
+def prepare(nb, notebook: str, names: list[str], seed: int, module: str):
+    """The notebook as the grader runs it, and for each code cell its place in the student's numbering.
+
+    Returns (notebook, labels) where labels[i] is the i-th code cell's "cell N" (N counts the code
+    cells a student sees, restored check cells included) or the exercise name for a recording cell.
+    """
+    import copy
+
+    import nbformat
+
+    from helpers.build import check_cell_source
+
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs, cell.execution_count = [], None
+            label = cell.get("metadata", {}).get("exercise")
+            if isinstance(label, dict) and (label.get("notebook") != notebook or label.get("id") not in names):
+                del cell.metadata["exercise"]  # a label the course did not write counts for nothing
+        cells.append(cell)
+    placed = set()
+    for name in names:
+        wanted = {"notebook": notebook, "id": name}
+        where = [i for i, c in enumerate(cells) if c.get("cell_type") == "code" and c.get("metadata", {}).get("exercise") == wanted]
+        for extra in where[1:]:
+            del cells[extra].metadata["exercise"]
+        if where:
+            cells[where[0]].source = check_cell_source(name)
+            continue
+        defining = [i for i, c in enumerate(cells) if c.get("cell_type") == "code" and defines(c.get("source", ""), name)]
+        at = defining[-1] + 1 if defining else len(cells)
+        cells.insert(at, nbformat.v4.new_code_cell(check_cell_source(name), metadata={"exercise": wanted}))
+        placed.add(name)
+    prepared, labels, shown = [], [], 0
+    for cell in cells:
+        prepared.append(cell)
+        if cell.get("cell_type") != "code":
+            continue
+        shown += 1
+        labels.append(f"cell {shown}")
+        label = cell.get("metadata", {}).get("exercise")
+        if isinstance(label, dict) and label.get("notebook") == notebook:
+            code = (
+                f"{EXPORT_MARK}\nfrom helpers.exercises.answers import export_answers\n"
+                f"export_answers({notebook!r}, [{label['id']!r}], seed={seed}, folder={ANSWERS!r}, module={module!r})"
+            )
+            prepared.append(nbformat.v4.new_code_cell(code))
+            labels.append(label["id"])
+    nb.cells = prepared
+    return nb, labels
+
+
+# --------------------------------------------------------------------------------------------
+# The pytest plugin, inside the sandbox: every cell's start and end, through an inherited fd
+# --------------------------------------------------------------------------------------------
+
+
+class KernelDied(RuntimeError):
+    """The kernel process ended while a cell was running."""
 
 
 def pytest_configure(config):
-    path = config.getoption(RECORD_OPTION, default=None)
-    if path and not hasattr(config, "workerinput"):  # the controller, or a run without xdist
-        config.pluginmanager.register(_Recorder(Path(path)), "seeing-networks-recorder")
+    fd = os.environ.get(RECORD_FD_ENV, "")
+    if fd.isdigit() and not hasattr(config, "seeing_networks_records"):
+        config.seeing_networks_records = os.fdopen(int(fd), "a", buffering=1)
+        _notice_dead_kernels()
+
+
+def _emit(config, record: dict) -> None:
+    stream = getattr(config, "seeing_networks_records", None)
+    if stream is not None:
+        stream.write(json.dumps(record) + "\n")
+
+
+def _notice_dead_kernels() -> None:
+    """Make nbval's wait for a cell's reply give up as soon as the kernel process is gone."""
+    from queue import Empty
+
+    from nbval.kernel import RunningKernel
+
+    if getattr(RunningKernel.await_reply, "notices_death", False):
+        return
+    wait = RunningKernel.await_reply
+
+    def await_reply(self, msg_id, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 0.5 if deadline is None else max(0.01, min(0.5, deadline - time.monotonic()))
+            try:
+                return wait(self, msg_id, timeout=step)
+            except Empty:
+                if not self.is_alive():
+                    raise KernelDied("the kernel died while this cell ran") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    await_reply.notices_death = True
+    RunningKernel.await_reply = await_reply
+
+
+def pytest_runtest_setup(item):
+    if hasattr(item, "cell_num"):
+        _emit(item.config, {"cell": int(item.cell_num), "event": "start"})
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if hasattr(item, "cell_num") and hasattr(item, "cell"):  # an nbval cell
+    if hasattr(item, "cell_num") and call.when == "call":
         errors = [o for o in (getattr(item, "test_outputs", None) or []) if o.get("output_type") == "error"]
-        report.user_properties.append(
-            (
-                RECORD_KEY,
-                {
-                    "path": str(item.path),
-                    "cell": int(item.cell_num),
-                    "timed_out": bool(getattr(item.parent, "timed_out", False)),
-                    "ename": errors[-1].get("ename", "") if errors else "",
-                    "evalue": one_line(errors[-1].get("evalue", ""), 300) if errors else "",
-                },
-            )
-        )
+        excinfo = call.excinfo
+        died = excinfo is not None and (excinfo.errisinstance(KernelDied) or "Kernel dead" in str(excinfo.value))
+        _emit(
+            item.config,
+            {
+                "cell": int(item.cell_num), "event": "end", "outcome": report.outcome, "died": bool(died),
+                "timed_out": bool(getattr(item.parent, "timed_out", False)), "duration": float(report.duration),
+                "ename": errors[-1].get("ename", "") if errors else (excinfo.typename if excinfo else ""),
+                "evalue": one_line(errors[-1].get("evalue", "") if errors else (str(excinfo.value) if excinfo else ""), 300),
+            },
+        )  # fmt: skip
     return report
 
 
-class _Recorder:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def pytest_runtest_logreport(self, report):
-        for key, value in report.user_properties:
-            if key != RECORD_KEY:
-                continue
-            record = dict(value)
-            record.update(
-                when=report.when,
-                outcome=report.outcome,
-                xfail=hasattr(report, "wasxfail"),
-                duration=float(report.duration),
-                longrepr=one_line(report.longreprtext, 300) if report.failed else "",
-            )
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+# --------------------------------------------------------------------------------------------
+# Running one notebook in its sandbox
+# --------------------------------------------------------------------------------------------
 
 
-def read_records(path: Path) -> dict[str, dict[int, dict[str, dict]]]:
-    """The recorded reports: {notebook path: {code cell number: {phase: record}}}."""
-    results: dict[str, dict[int, dict[str, dict]]] = {}
-    if not path.exists():
-        return results
-    for line in path.read_text().splitlines():
+@dataclass
+class Run:
+    """What came back from one sandboxed notebook."""
+
+    cells: dict[int, dict] = field(default_factory=dict)  # nbval cell number -> {"start": .., "end": ..}
+    answers: dict[str, dict | str] = field(default_factory=dict)  # exercise -> record, or why it is unreadable
+    summary: dict = field(default_factory=dict)  # the sandbox runner's last line
+    log: str = ""
+    seconds: float = 0.0
+
+
+def sandbox_env(folder: Path, threads: int) -> dict:
+    """The whole environment of a sandboxed notebook: nothing of the grader's own is passed on."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(folder), "TMPDIR": str(folder / "tmp"), "LANG": "C.UTF-8",
+        "IPYTHONDIR": str(folder / ".ipython"), "MPLCONFIGDIR": str(folder / ".matplotlib"),
+        "JUPYTER_CONFIG_DIR": str(folder / ".jupyter"), "JUPYTER_DATA_DIR": str(folder / ".jupyter" / "data"),
+        "JUPYTER_RUNTIME_DIR": str(folder / ".jupyter" / "runtime"), "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONSAFEPATH": "1", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "SEEING_NETWORKS_OFFLINE": "1",
+    }  # fmt: skip
+    for key, value in os.environ.items():
+        if key.startswith("SEEING_NETWORKS_") and key != RECORD_FD_ENV or key == "CUDA_VISIBLE_DEVICES":
+            env.setdefault(key, value)
+    return env
+
+
+#: Run in the kernel before any cell: the course comes from its installed place, never the folder.
+KERNEL_STARTUP = """\
+import os as _os, sys as _sys
+_sys.path[:] = [_p for _p in _sys.path if _p not in ("", ".", _os.getcwd())]
+import helpers  # noqa: E402,F401
+del _os, _sys
+"""
+
+
+def make_sandbox(root: Path, nb, as_root: bool) -> Path:
+    """A fresh folder holding only the prepared notebook and the kernel's start-up file."""
+    import nbformat
+
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-", dir=root))
+    for sub in ("tmp", ".matplotlib", ANSWERS, ".ipython/profile_default/startup", ".jupyter/runtime"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    (folder / ".ipython/profile_default/startup/00-seeing-networks.py").write_text(KERNEL_STARTUP)
+    (folder / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    (folder / NOTEBOOK_FILE).write_text(nbformat.writes(nb))
+    if as_root:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+    folder.chmod(0o700)
+    return folder
+
+
+def run_notebook(nb, root: Path, timeout: float, limit: float, threads: int, procs: "Runners") -> Run:
+    """Run a prepared notebook under nbval in a sandbox of its own; return cells, answers and timing."""
+    as_root = os.geteuid() == 0
+    folder = make_sandbox(root, nb, as_root)
+    records_path = root / f"{folder.name}.cells.jsonl"
+    run = Run()
+    started = time.monotonic()
+    try:
+        with records_path.open("w") as records:
+            os.set_inheritable(records.fileno(), True)
+            env = sandbox_env(folder, threads)
+            env[RECORD_FD_ENV] = str(records.fileno())
+            pytest_command = [
+                sys.executable, "-m", "pytest", "-c", str(folder / "pytest.ini"), "--rootdir", str(folder),
+                "--noconftest", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "helpers.grade",
+                "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}", "-q", "--color=no", NOTEBOOK_FILE,
+            ]  # fmt: skip
+            command = [
+                sys.executable, "-m", "helpers.sandbox", "--limit", f"{limit:g}", "--folder", str(folder),
+                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--parent", str(os.getpid()), "--", *pytest_command,
+            ]  # fmt: skip
+            output = procs.run(command, env=env, pass_fds=[records.fileno()], cwd=root)
+        run.seconds = time.monotonic() - started
+        lines = output.strip().splitlines()
+        try:
+            run.summary = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            run.summary = {}
+        run.log = "\n".join(lines[-30:])
+        run.cells = read_cell_records(records_path)
+        run.answers = read_answers(folder / ANSWERS)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        records_path.unlink(missing_ok=True)
+    return run
+
+
+def read_cell_records(path: Path) -> dict[int, dict]:
+    """{nbval cell number: {"start": record, "end": record}} from the plugin's lines (odd lines skipped)."""
+    cells: dict[int, dict] = {}
+    for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short when grading was stopped
+            cells.setdefault(int(record["cell"]), {})[str(record["event"])] = record
+        except (ValueError, KeyError, TypeError):
             continue
-        results.setdefault(record["path"], {}).setdefault(record["cell"], {})[record["when"]] = record
-    return results
+    return cells
 
 
-# --------------------------------------------------------------------------------------------
-# Running nbval
-# --------------------------------------------------------------------------------------------
+def read_answers(folder: Path) -> dict[str, dict | str]:
+    """{exercise: record} from the answer files, or {exercise: why it could not be read}."""
+    from helpers.exercises.answers import read_answer_file
+
+    answers: dict[str, dict | str] = {}
+    try:
+        entries = sorted(os.listdir(folder))[:500]
+    except OSError:
+        return answers
+    for entry in entries:
+        if not entry.endswith(".json") or entry.startswith("."):
+            continue
+        try:
+            answers[entry[:-5]] = read_answer_file(folder / entry)
+        except (ValueError, OSError) as error:
+            answers[entry[:-5]] = str(error)
+    return answers
 
 
-def nbval_command(paths: list[Path], timeout: float, workers: int, record: Path, config: Path) -> list[str]:
-    """The pytest command line that runs `paths` under nbval and records every cell."""
-    command = [
-        sys.executable, "-m", "pytest",
-        # Ignore the repository's pytest settings; root the node ids where every notebook lies, so
-        # that two students' notebooks of the same name stay apart (and xdist groups by file).
-        "-c", str(config), "--rootdir", os.path.commonpath([str(p.parent) for p in paths]),
-        "--noconftest", "-p", "no:cacheprovider", "-p", "helpers.grade",
-        "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
-        RECORD_OPTION, str(record),
-        "-q", "-rN", "--color=no", "--continue-on-collection-errors",
-    ]  # fmt: skip
-    if workers > 1 and len(paths) > 1:
-        command += ["-n", str(min(workers, len(paths))), "--dist", "loadfile"]
-    else:
-        command += ["-p", "no:xdist"]
-    return command + [str(p) for p in paths]
+class Runners:
+    """The sandbox processes running now, so that stopping the grader stops them (and their trees)."""
 
+    def __init__(self):
+        self.lock, self.live, self.stopping = threading.Lock(), set(), False
 
-def run_nbval(subs: list[Submission], timeout: float, workers: int, workdir: Path, out=sys.stdout) -> tuple[int, str]:
-    """Run the runnable submissions under nbval; return pytest's exit status and the tail of its log.
+    def run(self, command: list[str], env: dict, pass_fds: list[int], cwd: Path) -> str:
+        with self.lock:
+            if self.stopping:
+                return ""
+            process = subprocess.Popen(
+                command, env=env, pass_fds=pass_fds, cwd=cwd, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
+            )  # fmt: skip
+            self.live.add(process)
+        try:
+            output, _ = process.communicate()
+        finally:
+            with self.lock:
+                self.live.discard(process)
+        return output
 
-    Prints a line as each notebook finishes. A run going past a generous overall limit (every cell
-    at the timeout, plus start-up) is stopped, and whatever has no result counts as not run.
-    """
-    record, log_path, config = workdir / "cells.jsonl", workdir / "pytest.log", workdir / "pytest.ini"
-    config.write_text("[pytest]\naddopts =\n")
-    command = nbval_command([s.path for s in subs], timeout, workers, record, config)
-    limit = 120 + sum((timeout + 15) * max(s.code_cells, 1) for s in subs)
-    todo = {str(s.path): s for s in subs}
-    started = time.monotonic()
-    env = dict(os.environ)
-    parallel = min(workers, len(subs))
-    if parallel > 1 and "OMP_NUM_THREADS" not in env:  # share the cores instead of fighting over them
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True
-        )
-        while True:
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+            live = list(self.live)
+        for process in live:
             try:
-                status = process.wait(timeout=1.0)
-                break
-            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGTERM)  # the runner kills its tree, then exits
+            except ProcessLookupError:
                 pass
-            report_finished(todo, read_records(record), started, len(subs), out)
-            if time.monotonic() - started > limit:
-                print(f"grading ran past {limit:.0f} s; stopping it", file=out)
-                os.killpg(process.pid, signal.SIGKILL)
-                status = process.wait()
-                break
-    report_finished(todo, read_records(record), started, len(subs), out)
-    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-    return status, tail
-
-
-def report_finished(todo: dict, records: dict, started: float, total: int, out) -> None:
-    """Print (once) each notebook whose every code cell has finished."""
-    for path, sub in list(todo.items()):
-        cells = records.get(path, {})
-        if len(cells) >= sub.code_cells and all("teardown" in phases for phases in cells.values()):
-            del todo[path]
-            print(f"  graded {total - len(todo)}/{total}  {sub.student}/{sub.path.name}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+        for process in live:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 # --------------------------------------------------------------------------------------------
-# From cell results to exercise results
+# From what came back to one row per exercise
 # --------------------------------------------------------------------------------------------
 
 
-def cell_verdict(phases: dict[str, dict] | None) -> tuple[bool, str, str]:
-    """(passed, status, detail) of one check cell from its recorded setup/call reports."""
-    if not phases:
-        return False, "not run", ""
-    setup, call = phases.get("setup", {}), phases.get("call")
-    if setup.get("outcome") == "failed":
-        return False, "error", setup.get("longrepr", "")
-    if call is None:
-        return False, "skipped" if setup.get("outcome") == "skipped" else "not run", ""
-    if call["outcome"] == "skipped" and not call.get("xfail"):
-        return False, "skipped", ""
-    ename, evalue = call.get("ename", ""), call.get("evalue", "")
-    if call["outcome"] == "passed" and not call.get("xfail") and not ename:
-        return True, "passed", ""  # (a cell tagged `raises-exception` passes nbval with an error: not here)
-    if ename == "NotAttempted":
-        return False, "not attempted", evalue.removeprefix("not attempted yet: ")
-    if ename == "Incorrect":
-        return False, "incorrect", evalue.removeprefix("incorrect: ")
-    if ename:
-        return False, "error", f"{ename}: {evalue}"
-    return False, "error", call.get("longrepr", "")
-
-
-def grade_submission(sub: Submission, records: dict[int, dict[str, dict]]) -> list[Result]:
-    """One row per exercise of the notebook: the course's exercises and any other labelled check cell."""
-    expected = registered_exercises(sub.notebook)
-    in_notebook = [name for _, name, _ in sub.check_cells]
-    names = list(dict.fromkeys(in_notebook + expected))
+def verdicts(sub: Submission, exercises: list, run: Run, labels: list[str], seed: int, timeout: float, limit: float) -> list[Result]:
+    """One row per exercise the course registers for the notebook, judged in this process."""
 
     def row(name: str, passed: bool, status: str, detail: str = "") -> Result:
-        return Result(sub.student, sub.notebook, name, passed, status, detail, str(sub.path))
+        return Result(sub.student, sub.notebook, name, passed, status, one_line(detail, 300), str(sub.path))
 
-    if sub.problem:
-        return [row(name, False, sub.problem, sub.detail) for name in names] or [row("-", False, sub.problem, sub.detail)]
-    timed_out_cells = sorted(n for n, phases in records.items() if any(p.get("timed_out") for p in phases.values()))
-    first_timeout = timed_out_cells[0] if timed_out_cells else None
     rows = []
-    for name in names:
-        cells = [(number, ok) for number, ex_name, ok in sub.check_cells if ex_name == name]
-        if not cells:
-            rows.append(row(name, False, "check cell missing"))
-            continue
-        verdicts = []
-        for number, source_ok in cells:
-            if not source_ok:
-                verdicts.append((False, "check cell edited", f"nbval Cell {number} is labelled {name!r} but does not call ex.{name}.check("))
-            elif first_timeout is not None and number > first_timeout:
-                verdicts.append((False, "after timeout", f"an earlier cell (nbval Cell {first_timeout}) timed out"))
-            elif first_timeout is not None and number == first_timeout:
-                verdicts.append((False, "timed out", f"nbval Cell {number} ran past the per-cell timeout"))
-            else:
-                verdicts.append(cell_verdict(records.get(number)))
-        passing = [v for v in verdicts if v[0]]
-        rows.append(row(name, *(passing[0] if passing else verdicts[-1])))
-    if not rows:
-        rows.append(row("-", False, "no exercises", "no check cells found"))
+    for exercise in exercises:
+        answer = run.answers.get(exercise.name)
+        if isinstance(answer, dict):
+            verdict = exercise.judge(answer, seed=seed)
+            rows.append(row(exercise.name, verdict.passed, verdict.status, verdict.message))
+        elif isinstance(answer, str):
+            rows.append(row(exercise.name, False, "error", f"the recorded answer could not be read: {answer}"))
+        else:
+            rows.append(row(exercise.name, False, *why_not_recorded(exercise.name, run, labels, timeout, limit)))
     return rows
 
 
-def notebook_seconds(records: dict[int, dict[str, dict]]) -> float:
-    return sum(p.get("duration", 0.0) for phases in records.values() for p in phases.values())
+def why_not_recorded(name: str, run: Run, labels: list[str], timeout: float, limit: float) -> tuple[str, str]:
+    """(status, detail) for an exercise whose answer never came back: the first cell that went wrong."""
+    export = labels.index(name) if name in labels else len(labels)
+    for number in range(export + 1):
+        cell = run.cells.get(number, {})
+        end, where = cell.get("end"), labels[number] if number < len(labels) else f"cell {number + 1}"
+        if end and end.get("died"):
+            return "kernel died", f"the kernel died in {where}"
+        if end and end.get("timed_out") and (number == export or not run.cells.get(number + 1)):
+            return "timed out", f"{where} ran past the per-cell timeout of {timeout:g} s"
+        if "start" in cell and end is None:
+            if run.summary.get("timed_out"):
+                return "timed out", f"the notebook ran past its limit of {limit:g} s in {where}"
+            return "not run", f"grading stopped in {where}"
+        if number == export and end is not None:
+            return "error", f"the grader's recording cell failed: {end.get('ename', '')}: {end.get('evalue', '')}"
+    if run.summary.get("timed_out"):
+        return "timed out", f"the notebook ran past its limit of {limit:g} s"
+    tail = one_line(run.log.splitlines()[-1] if run.log.strip() else "no output", 200)
+    return "not run", f"the notebook did not run this far ({tail})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,9 +588,7 @@ def format_table(results: list[Result], seconds: dict[str, float] | None = None)
         tally = per_student.setdefault(student, [0, 0])
         tally[0] += got
         tally[1] += of
-    lines.append("")
-    lines.append("| student | exercises passed |")
-    lines.append("|---|---|")
+    lines += ["", "| student | exercises passed |", "|---|---|"]
     for student, (got, of) in per_student.items():
         lines.append(f"| {student} | {got}/{of} |")
     seen = [status for status in STATUSES if status != "passed" and any(r.status == status for r in results)]
@@ -473,9 +606,40 @@ def write_csv(results: list[Result], path: str | Path) -> None:
             writer.writerow({**asdict(r), "passed": int(r.passed)})
 
 
+def read_results(path: Path) -> dict[tuple[str, str], dict]:
+    """{(path, sha256): line} of a results file written by an earlier run (unreadable lines skipped)."""
+    done = {}
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                done[(entry["path"], entry["sha256"])] = entry
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
 # --------------------------------------------------------------------------------------------
 # Putting it together
 # --------------------------------------------------------------------------------------------
+
+
+def check_sandbox_can_start(root: Path) -> None:
+    """As root, the kernels run as an unprivileged user: make sure that user can run this Python."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(
+        [sys.executable, "-c", "import helpers.exercises.answers, nbval, ipykernel"],
+        user=SANDBOX_UID, group=SANDBOX_GID, extra_groups=[], cwd=root, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(root), "PYTHONSAFEPATH": "1"},
+    )  # fmt: skip
+    if probe.returncode != 0:
+        denied = one_line(probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "permission denied", 200)
+        raise PermissionError(
+            f"grading as root runs the kernels as uid {SANDBOX_UID}, which cannot run {sys.executable} ({denied}). "
+            "Grade as an ordinary user, or make the Python environment and the course readable by others "
+            "(for a Python under /root: chmod o+x /root)."
+        )
 
 
 def grade(
@@ -483,61 +647,135 @@ def grade(
     timeout: float = DEFAULT_TIMEOUT,
     workers: int | None = None,
     out=sys.stdout,
+    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
+    results_file: str | Path | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    exercise_modules: dict[str, str] | None = None,
 ) -> tuple[list[Result], dict[str, float], int]:
-    """Grade every notebook under `paths`.
+    """Grade every notebook under `paths`; return (results, seconds per notebook path, 0).
 
-    Returns (results, seconds per notebook path, pytest's exit status or 0 when nothing could run).
-    Raises FileNotFoundError for a missing path, ValueError when no notebook is found or an
-    argument is out of range.
+    Raises FileNotFoundError for a missing path, ValueError when no notebook is found or an argument
+    is out of range, PermissionError when the sandbox user cannot run this Python (root only).
     """
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if not isinstance(notebook_timeout, (int, float)) or notebook_timeout <= 0:
+        raise ValueError(f"notebook_timeout must be a positive number of seconds, got {notebook_timeout!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if resume and results_file is None:
+        raise ValueError("resume needs results_file, the file an earlier run wrote")
     subs = [read_submission(s) for s in find_submissions(paths)]
     if not subs:
         raise ValueError(f"paths must hold at least one .ipynb notebook, got {[str(p) for p in paths]}")
-    runnable = [s for s in subs if not s.problem]
-    workers = workers or max(1, min(os.cpu_count() or 1, len(runnable)))
-    print(f"Grading {len(runnable)} notebook(s) with {workers} worker(s), at most {timeout:g} s per cell.", file=out)
-    for s in subs:
-        if s.problem:
-            print(f"  {s.problem}: {s.path} ({s.detail})", file=out)
-    records: dict[str, dict] = {}
-    status = 0
-    if runnable:
-        with tempfile.TemporaryDirectory(prefix="seeing-networks-grade-") as tmp:
-            status, tail = run_nbval(runnable, timeout, workers, Path(tmp), out)
-            records = read_records(Path(tmp) / "cells.jsonl")
-        if status not in (0, 1):
-            print(f"pytest stopped with exit status {status}; the end of its log:\n{tail}", file=out)
-    results = [r for s in subs for r in grade_submission(s, records.get(str(s.path), {}))]
-    seconds = {str(s.path): notebook_seconds(records[str(s.path)]) for s in runnable if str(s.path) in records}
-    return results, seconds, status
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    results_path = Path(results_file) if results_file else None
+    done = read_results(results_path) if resume and results_path else {}
+    todo = [s for s in subs if (str(s.path), s.sha256) not in done]
+    workers = workers or max(1, min(os.cpu_count() or 1, len(todo) or 1))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    print(f"Grading {len(todo)} notebook(s) with {workers} worker(s), at most {timeout:g} s per cell and "
+          f"{notebook_timeout:g} s per notebook" + (f"; {len(subs) - len(todo)} already graded" if done else "") + ".", file=out, flush=True)  # fmt: skip
+    results: list[Result] = [Result(**row) for s in subs if (str(s.path), s.sha256) in done for row in done[(str(s.path), s.sha256)]["rows"]]
+    seconds: dict[str, float] = {}
+    lock, procs = threading.Lock(), Runners()
+
+    def one(sub: Submission) -> list[Result]:
+        exercises = course_exercises(sub.notebook, exercise_modules) if not sub.problem else []
+        if sub.problem or not exercises:
+            names = [e.name for e in exercises] or ["-"]
+            status, detail = (sub.problem, sub.detail) if sub.problem else ("no exercises", f"the course has no exercises for {sub.notebook!r}")
+            rows = [Result(sub.student, sub.notebook, name, False, status, detail, str(sub.path)) for name in names]
+        else:
+            module = exercise_module(sub.notebook, exercise_modules)
+            nb, labels = prepare(sub.nb, sub.notebook, [e.name for e in exercises], seed, module)
+            run = run_notebook(nb, root, timeout, notebook_timeout, threads, procs)
+            rows = verdicts(sub, exercises, run, labels, seed, timeout, notebook_timeout)
+            seconds[str(sub.path)] = run.seconds
+        with lock:
+            if results_path and not procs.stopping:
+                with results_path.open("a") as f:
+                    f.write(json.dumps({"path": str(sub.path), "sha256": sub.sha256, "seed": seed, "rows": [asdict(r) for r in rows]}) + "\n")
+            got = sum(r.passed for r in rows)
+            print(f"  graded {sub.student}/{sub.path.name}: {got}/{len(rows)}", file=out, flush=True)
+        return rows
+
+    with tempfile.TemporaryDirectory(prefix="seeing-networks-grade-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o711)  # the sandbox user may pass through to its own folder, and list nothing
+        if any(not s.problem for s in todo):
+            check_sandbox_can_start(root)
+        previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
+            futures = [pool.submit(one, s) for s in todo]
+            for future in futures:
+                results.extend(future.result())
+        except KeyboardInterrupt:
+            print("\ngrading stopped: stopping every notebook still running", file=out, flush=True)
+            procs.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    order = {str(s.path): i for i, s in enumerate(subs)}
+    results.sort(key=lambda r: order.get(r.path, 0))
+    return results, seconds, 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def parse_modules(pairs: list[str]) -> dict[str, str]:
+    modules = {}
+    for pair in pairs:
+        notebook, sep, module = pair.partition("=")
+        if not sep or not notebook or not module:
+            raise ValueError(f"--exercises must be NOTEBOOK=MODULE, got {pair!r}")
+        modules[notebook] = module
+    return modules
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.grade",
-        description="Grade submitted notebooks through nbval: one row per student, notebook and exercise.",
-        epilog="Grading runs the submitted code: use a container or a throwaway machine.",
+        description="Grade submitted notebooks, each in its own sandbox: one row per student, notebook and exercise.",
     )
     parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for notebooks")
     parser.add_argument("--csv", help="also write the results to this CSV file")
+    parser.add_argument("--results", help="append one JSON line per graded notebook to this file, as each finishes")
+    parser.add_argument("--resume", action="store_true", help="skip notebooks already in --results (same file content)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help=f"seconds per cell (default {DEFAULT_TIMEOUT})")
+    parser.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
+                        help=f"seconds per notebook, enforced with a kill (default {DEFAULT_NOTEBOOK_TIMEOUT})")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: one per core)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default: a fresh secret one)")
+    parser.add_argument("--exercises", action="append", default=[], metavar="NOTEBOOK=MODULE",
+                        help="grade NOTEBOOK with the exercises of MODULE (for notebooks outside helpers.exercises)")  # fmt: skip
     args = parser.parse_args(argv)
+    started = time.monotonic()
     try:
-        results, seconds, status = grade(args.paths, timeout=args.timeout, workers=args.workers)
-    except (FileNotFoundError, ValueError) as error:
+        results, seconds, _ = grade(
+            args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
+            results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, PermissionError) as error:
         print(f"python -m helpers.grade: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("python -m helpers.grade: stopped; nothing is left running", file=sys.stderr)
+        return 130
     print()
     print(format_table(results, seconds))
+    print(f"\n{len({r.path for r in results})} notebook(s) in {time.monotonic() - started:.0f} s")
     if args.csv:
         write_csv(results, args.csv)
-        print(f"\nwrote {args.csv}")
-    return 0 if status in (0, 1, 5) else 1
+        print(f"wrote {args.csv}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -189,3 +189,11 @@ def test_cli_check_exit_code(tmp_path):
     assert build.main(["--notebooks", str(course), "--check"]) == 1  # nothing generated yet
     assert build.main(["--notebooks", str(course)]) == 0
     assert build.main(["--notebooks", str(course), "--check"]) == 0
+
+
+def test_every_check_cell_is_the_course_template():
+    for solution_path in build.solution_paths(ROOT / "notebooks" / "solutions"):
+        nb = nbformat.read(solution_path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "exercise" in cell.metadata:
+                assert cell.source == build.check_cell_source(cell.metadata["exercise"]["id"]), solution_path.name

@@ -234,17 +234,20 @@ def _decode_array(obj: dict, budget: list) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def export_answers(notebook: str, names: list[str], seed: int, folder: str | os.PathLike = "answers") -> None:
+def export_answers(
+    notebook: str, names: list[str], seed: int, folder: str | os.PathLike = "answers", module: str | None = None
+) -> None:
     """Record the student's answers to `names` of `notebook` into `folder/NAME.json` (run in the kernel).
 
     For a function, what it returned on each of the check's inputs, the visible ones and those drawn
-    from `seed`; for a named answer, its value. Prints nothing: the student's notebook looks the same.
+    from `seed`; for a named answer, its value. `module` defines the exercises (default
+    `helpers.exercises.nbNN`). Prints nothing: the student's notebook looks the same.
     """
     import importlib
 
     from helpers.exercises.core import REGISTRY
 
-    importlib.import_module(f"helpers.exercises.nb{notebook[:2]}")
+    importlib.import_module(module or f"helpers.exercises.nb{notebook[:2]}")
     namespace = _student_namespace()
     out = Path(folder)
     out.mkdir(exist_ok=True)
