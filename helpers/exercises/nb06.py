@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from helpers import dream
-from helpers.exercises.core import Case, FunctionExercise
+from helpers.exercises.core import Case, FunctionExercise, compare_auto, compare_tensors
 
 NOTEBOOK = "06_deepdream"
 
@@ -32,11 +32,20 @@ def _dream_step_cases():
     ]
 
 
+def _compare_step(expected, got) -> str | None:
+    """Values as `compare_tensors`, and the result must be detached (no graph attached, no gradient asked)."""
+    if isinstance(got, torch.Tensor) and (got.requires_grad or got.grad_fn is not None):
+        return ("your result is still attached to the autograd graph (it has requires_grad=True): "
+                "return it detached, e.g. `(...).detach()`, so the next step does not backpropagate through this one")
+    return compare_tensors(expected, got)
+
+
 dream_step = FunctionExercise(
     notebook=NOTEBOOK,
     name="dream_step",
     reference=dream.dream_step,
     cases=_dream_step_cases,
+    compare=_compare_step,
     hint=(
         "Make a copy of the image that records gradients (`image.detach().clone().requires_grad_(True)`), "
         "compute `activation = forward(x)`, then `activation.backward(gradient=activation.detach())`: that hands "
@@ -72,11 +81,33 @@ def _hidden_octave_cases(g: torch.Generator) -> list[Case]:
     return cases
 
 
+def _compare_octaves(expected, got) -> str | None:
+    """Name the usual slips (wrong order, truncating instead of rounding, a shifted or short ladder) without the answer."""
+    if isinstance(got, (list, tuple)) and all(isinstance(s, (list, tuple)) and len(s) == 2 for s in got):
+        pairs = [tuple(s) for s in got]
+        if len(pairs) != len(expected):
+            return (f"expected one (h, w) per octave, {len(expected)} in all, got {len(pairs)}: "
+                    "k should run over num_octaves values, from num_octaves - 1 down to 0")
+        if len(pairs) > 1 and pairs != list(expected) and pairs == list(reversed(expected)):
+            return ("the sizes are right but in the wrong order: the list should start with the smallest "
+                    "octave and end with `size` itself")
+        if pairs and pairs[-1] != tuple(expected[-1]):
+            return "the last entry should be `size` itself (k = 0), the full size the dream ends at"
+        if all(isinstance(v, int) for s in pairs for v in s):
+            short = [i for i, (g, e) in enumerate(zip(pairs, expected)) if g != tuple(e)]
+            if short and all(0 < e[j] - g[j] <= 1 or g[j] == e[j] for i in short
+                             for g, e in [(pairs[i], expected[i])] for j in (0, 1)):
+                return (f"item [{short[0]}] has a side one pixel too small: round h / scale**k to the nearest int "
+                        "with `round(...)`; `int(...)` and `//` cut the fraction off")
+    return compare_auto(expected, got)
+
+
 octave_sizes = FunctionExercise(
     notebook=NOTEBOOK,
     name="octave_sizes",
     reference=dream.octave_sizes,
     cases=_octave_cases,
+    compare=_compare_octaves,
     hidden_cases=_hidden_octave_cases,
     hint=(
         "Octave k counted down from the full size has sides `round(H / scale**k)` and `round(W / scale**k)`, "

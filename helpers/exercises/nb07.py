@@ -35,8 +35,8 @@ def gram_matrix(features):
 )
 
 
-def _grams(sizes, seed: int):
-    return [_features((1, c, c), seed + i) for i, c in enumerate(sizes)]
+def _grams(sizes, seed: int, batch: int = 1):
+    return [_features((batch, c, c), seed + i) for i, c in enumerate(sizes)]
 
 
 style_loss = FunctionExercise(
@@ -46,10 +46,15 @@ style_loss = FunctionExercise(
     cases=lambda: [
         Case("one layer with weight 1", (_grams([4], 0), _grams([4], 10), [1.0])),
         Case("three layers with weights 0.5, 0.3, 0.2", (_grams([3, 5, 2], 20), _grams([3, 5, 2], 30), [0.5, 0.3, 0.2])),
+        Case("a batch of B = 3 images ([3, C, C] Gram matrices) against [1, C, C] targets, two layers",
+             (_grams([4, 3], 60, batch=3), _grams([4, 3], 70), [0.6, 0.4])),
+        Case("a batch of B = 2 images against [2, C, C] targets, one layer", (_grams([5], 80, batch=2), _grams([5], 90, batch=2), [1.0])),
     ],
     hint=(
         "Loop over the layers together: `for g, a, w in zip(grams, target_grams, weights)`, and add "
-        "`w * ((g - a) ** 2).mean()` to a running total. Return the total (a scalar tensor)."
+        "`w * ((g - a) ** 2).mean()` to a running total. Return the total (a scalar tensor). With a batch, "
+        "`.mean()` over the whole `[B, C, C]` difference averages over the images too, and a `[1, C, C]` target "
+        "broadcasts against a `[B, C, C]` Gram matrix by itself: no loop over the batch is needed."
     ),
     solution='''
 def style_loss(grams, target_grams, weights):
@@ -67,6 +72,8 @@ def _total_cases():
              (_features((1, 4, 3, 3), 40), _features((1, 4, 3, 3), 41), _grams([3, 2], 42), _grams([3, 2], 44), [0.5, 0.5], 1000.0)),
         Case("k = 0.5 with one style layer",
              (_features((1, 2, 5, 5), 50), _features((1, 2, 5, 5), 51), _grams([6], 52), _grams([6], 53), [1.0], 0.5)),
+        Case("a batch of B = 2 images, [1, C, C] style targets, k = 100",
+             (_features((2, 3, 4, 4), 54), _features((2, 3, 4, 4), 55), _grams([3], 56, batch=2), _grams([3], 57), [1.0], 100.0)),
     ]
 
 
