@@ -239,12 +239,15 @@ def read_gradescope_metadata(path: str | Path) -> dict[str, dict]:
     else:
         raw = {}
         try:
-            for document in yaml.safe_load_all(text):
-                if document is None:
-                    continue
-                if not isinstance(document, dict):
-                    raise ValueError("a document that is not a mapping")
-                raw.update(document)
+            # Gradescope's file can hold several documents split by a bare "..." with no "---" after it,
+            # which YAML 1.2 allows and PyYAML (YAML 1.1) refuses: read each part on its own
+            for part in re.split(r"(?m)^\.\.\.[ \t]*$", text):
+                for document in yaml.safe_load_all(part):
+                    if document is None:
+                        continue
+                    if not isinstance(document, dict):
+                        raise ValueError("a document that is not a mapping")
+                    raw.update(document)
         except yaml.YAMLError as error:
             raise ValueError(f"{path} is not readable YAML: {error}") from None
         except ValueError as error:
