@@ -267,6 +267,29 @@ def overlap_counts(size: int, kernel_size: int, stride: int, padding: int = 0) -
     return F.conv_transpose2d(x, k, stride=stride, padding=padding)[0, 0]
 
 
+def phase_sums(kernel: torch.Tensor, stride: int) -> torch.Tensor:
+    """What an all-ones input becomes, away from the border, under a one-channel transposed convolution.
+
+    kernel `[kH, kW]` (floating point), stride a positive int. Canvas pixel `(y, x)` receives
+    `kernel[a, b]` from one copy for every `a` with `a % stride == y % stride` and every `b` with
+    `b % stride == x % stride`, so its value depends only on its *phase* `(y % stride, x % stride)`.
+    Returns `[stride, stride]`: entry `[p, q]` is the sum of `kernel[a, b]` over `a % stride == p`,
+    `b % stride == q` (0 where no entry falls). A constant input comes out flat inside exactly when
+    all the entries are equal; when the kernel size is a multiple of the stride every phase sums the
+    same *number* of weights, but their values can still differ.
+    """
+    if not isinstance(kernel, torch.Tensor) or kernel.dim() != 2 or not kernel.is_floating_point():
+        raise ValueError(f"kernel must be a floating-point [kH, kW] tensor, got {getattr(kernel, 'shape', type(kernel))}")
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be a positive int, got {stride!r}")
+    kh, kw = kernel.shape
+    rows = torch.arange(kh, device=kernel.device) % stride
+    cols = torch.arange(kw, device=kernel.device) % stride
+    row_phase = F.one_hot(rows, stride).to(kernel.dtype)  # [kH, s]
+    col_phase = F.one_hot(cols, stride).to(kernel.dtype)  # [kW, s]
+    return row_phase.T @ kernel @ col_phase
+
+
 class ResizeConv(nn.Module):
     """Odena et al.'s fix: nearest-neighbour upsampling by `scale`, then a `kernel_size` convolution.
 

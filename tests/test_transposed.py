@@ -185,3 +185,28 @@ def test_bad_types_get_clear_errors():
         conv_transpose2d(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 1, 1), stride=1.5)
     with pytest.raises(ValueError, match="kernel_size"):
         conv_transpose_output_size(3, 0)
+
+
+@pytest.mark.parametrize("kh,kw,stride", [(2, 2, 2), (3, 3, 2), (4, 4, 2), (5, 3, 3), (2, 2, 3), (3, 4, 1)])
+def test_phase_sums_are_the_inside_of_an_all_ones_input(kh, kw, stride):
+    g = torch.Generator().manual_seed(kh * 10 + kw + stride)
+    kernel = torch.rand(kh, kw, generator=g, dtype=torch.float64)
+    out = F.conv_transpose2d(torch.ones(1, 1, 9, 9, dtype=torch.float64), kernel[None, None], stride=stride)[0, 0]
+    sums = transposed.phase_sums(kernel, stride)
+    assert sums.shape == (stride, stride) and sums.dtype == torch.float64
+    for y in range(kh, out.shape[0] - kh):
+        for x in range(kw, out.shape[1] - kw):
+            assert torch.isclose(out[y, x], sums[y % stride, x % stride])
+
+
+def test_phase_sums_separate_counts_from_weights():
+    # 2x2, stride 2: even counts, but a constant input comes out as the kernel tiled
+    k = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    assert torch.equal(transposed.phase_sums(k, 2), k)
+    # bilinear 3x3, stride 2: uneven counts, equal sums (a flat output)
+    b = torch.tensor([0.5, 1.0, 0.5])
+    assert torch.equal(transposed.phase_sums(torch.outer(b, b), 2), torch.ones(2, 2))
+    with pytest.raises(ValueError, match="kernel"):
+        transposed.phase_sums(torch.ones(1, 1, 2, 2), 2)
+    with pytest.raises(ValueError, match="stride"):
+        transposed.phase_sums(torch.ones(2, 2), 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from helpers import transposed
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
+from helpers.exercises.core import Case, FunctionExercise, describe
 
 NOTEBOOK = "04_transposed_convolution"
 
@@ -55,10 +55,12 @@ def transposed_conv(x, kernel, stride=1, padding=0):
 )
 
 
-def _output_size_cases() -> list[Case]:
-    cases = [Case("size 2, kernel 2 (Problem 2)", (2, 2)), Case("size 8, kernel 2, stride 2 (U-Net's up step)", (8, 2), {"stride": 2})]
-    g = torch.Generator().manual_seed(5)
-    while len(cases) < 30:
+def _output_size_cases(g: "torch.Generator | None" = None) -> list[Case]:
+    """The two sizes the notebook computes, then random settings drawn from `g` (seed 5 when None)."""
+    hidden = g is not None
+    cases = [] if hidden else [Case("size 2, kernel 2 (Problem 2)", (2, 2)), Case("size 8, kernel 2, stride 2 (U-Net's up step)", (8, 2), {"stride": 2})]
+    g = g if hidden else torch.Generator().manual_seed(5)
+    while len(cases) < (10 if hidden else 30):
         size, k, s, p, d = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((1, 9), (1, 6), (1, 4), (0, 3), (1, 3)))
         op = int(torch.randint(0, max(s, d), (1,), generator=g))
         if transposed.conv_transpose_output_size(size, k, s, p, op, d) < 1:
@@ -81,6 +83,7 @@ output_size = FunctionExercise(
     name="output_size",
     reference=transposed.conv_transpose_output_size,
     cases=_output_size_cases,
+    hidden_cases=_output_size_cases,
     compare=_compare_size,
     hint=(
         "Count the canvas: the last input pixel's copy starts at (size - 1) * stride and a dilated kernel "
@@ -135,36 +138,37 @@ def conv_matrix(kernel, height, width):
 )
 
 
-#: The kernel sizes offered in the checkerboard question (stride 2).
-KERNEL_SIZES = (2, 3, 4, 5, 6, 7)
+def _phase_sums_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(7)
+    r = lambda *shape: torch.randint(0, 6, shape, generator=g).double()  # small integers: easy to read
+    return [
+        Case("the Problem 2 kernel, stride 2 (the 2x2 copies tile the output)", (PROBLEM2_KERNEL, 2)),
+        Case("a 3x3 kernel of ones, stride 2 (uneven counts)", (torch.ones(3, 3, dtype=torch.float64), 2)),
+        Case("a random 4x4 kernel, stride 2", (r(4, 4), 2)),
+        Case("a random 3x5 kernel, stride 2 (not square)", (r(3, 5), 2)),
+        Case("a random 5x4 kernel, stride 3", (r(5, 4), 3)),
+        Case("a random 2x2 kernel, stride 3 (gaps: some phases get no weight)", (r(2, 2), 3)),
+        Case("a random 3x3 kernel, stride 1", (r(3, 3), 1)),
+    ]
 
 
-def _compare_int_set(expected: frozenset, got) -> str | None:
-    if isinstance(got, (str, bytes)) or not isinstance(got, (set, frozenset, list, tuple)):
-        return f"expected a set of kernel sizes such as {{1, 8}}, got {describe(got)}"
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in got):
-        return "every item must be an int (a kernel size)"
-    got = set(got)
-    if not got <= set(KERNEL_SIZES):
-        return f"choose only among the kernel sizes {KERNEL_SIZES}"
-    if got == expected:
-        return None
-    extra = sorted(got - expected)
-    if extra:
-        return f"kernel size {extra[0]} leaves uneven overlap with stride 2; look at overlap_counts(6, {extra[0]}, 2)"
-    return "you left out a kernel size whose copies overlap evenly"
-
-
-even_kernel_sizes = ValueExercise(
+phase_sums = FunctionExercise(
     notebook=NOTEBOOK,
-    name="even_kernel_sizes",
-    expected=frozenset(k for k in KERNEL_SIZES if k % 2 == 0),
-    compare=_compare_int_set,
+    name="phase_sums",
+    reference=transposed.phase_sums,
+    cases=_phase_sums_cases,
     hint=(
-        "With stride 2, neighbouring copies of the kernel start 2 pixels apart. Every output pixel (away from "
-        "the border) is covered by the same number of copies exactly when that spacing divides the kernel size."
+        "The copy of input pixel i puts kernel row a on canvas row stride * i + a. So, away from the border, "
+        "canvas row y collects every kernel row a with a % stride == y % stride (and columns likewise). "
+        "Entry [p, q] is the sum of kernel[a, b] over those a and b: a [stride, stride] tensor."
     ),
     solution='''
-even_kernel_sizes = {2, 4, 6}
+def phase_sums(kernel, stride):
+    kh, kw = kernel.shape
+    sums = torch.zeros(stride, stride, dtype=kernel.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            sums[a % stride, b % stride] += kernel[a, b]
+    return sums
 ''',
 )

@@ -74,9 +74,52 @@ def column_index_uses_output_width(kernel, height, width):
     return C
 
 
+def counts_not_sums(kernel, stride):
+    # how many weights land on each phase (the overlap count), not what they add up to
+    kh, kw = kernel.shape
+    counts = torch.zeros(stride, stride, dtype=kernel.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            counts[a % stride, b % stride] += 1
+    return counts
+
+
+def kernel_sum_spread_evenly(kernel, stride):
+    # assumes every phase gets an equal share of the kernel's total
+    return torch.full((stride, stride), float(kernel.sum()) / stride**2, dtype=kernel.dtype)
+
+
+def rows_only(kernel, stride):
+    # sorts the rows by phase but adds up whole rows
+    sums = torch.zeros(stride, stride, dtype=kernel.dtype)
+    for a in range(kernel.shape[0]):
+        sums[a % stride, :] += kernel[a].sum() / stride
+    return sums
+
+
+def flips_the_kernel(kernel, stride):
+    # the rotated kernel belongs to the zero-insertion view, not to the scatter
+    k = kernel.flip(0, 1)
+    sums = torch.zeros(stride, stride, dtype=kernel.dtype)
+    for a in range(k.shape[0]):
+        for b in range(k.shape[1]):
+            sums[a % stride, b % stride] += k[a, b]
+    return sums
+
+
+def block_sums(kernel, stride):
+    # groups neighbouring weights (a // stride) instead of weights a stride apart (a % stride)
+    kh, kw = kernel.shape
+    sums = torch.zeros(stride, stride, dtype=kernel.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            sums[min(a // stride, stride - 1), min(b // stride, stride - 1)] += kernel[a, b]
+    return sums
+
+
 WRONG = {
     "transposed_conv": [ordinary_full_convolution, ignores_stride, pads_instead_of_cropping, overwrites_instead_of_adding],
     "output_size": [convolution_size, forgets_dilation, float_size],
     "conv_matrix": [transposed_matrix, flipped_kernel_matrix, column_index_uses_output_width],
-    "even_kernel_sizes": [{3, 5, 7}, {2, 4}, {4}, [2, 3, 4, 5, 6, 7], "2, 4, 6", {2.0, 4.0, 6.0}],
+    "phase_sums": [counts_not_sums, kernel_sum_spread_evenly, rows_only, flips_the_kernel, block_sums],
 }
