@@ -545,19 +545,24 @@ def verdicts(sub: Submission, exercises: list, run: Run, labels: list[str], seed
 def why_not_recorded(name: str, run: Run, labels: list[str], timeout: float, limit: float) -> tuple[str, str]:
     """(status, detail) for an exercise whose answer never came back: the first cell that went wrong."""
     export = labels.index(name) if name in labels else len(labels)
+    timed_out = [n for n, cell in sorted(run.cells.items()) if cell.get("end", {}).get("timed_out")]
+    returncode = run.summary.get("returncode")
     for number in range(export + 1):
         cell = run.cells.get(number, {})
         end, where = cell.get("end"), labels[number] if number < len(labels) else f"cell {number + 1}"
         if end and end.get("died"):
             return "kernel died", f"the kernel died in {where}"
-        if end and end.get("timed_out") and (number == export or not run.cells.get(number + 1)):
+        if timed_out and number == timed_out[0]:
             return "timed out", f"{where} ran past the per-cell timeout of {timeout:g} s"
         if "start" in cell and end is None:
             if run.summary.get("timed_out"):
                 return "timed out", f"the notebook ran past its limit of {limit:g} s in {where}"
-            return "not run", f"grading stopped in {where}"
+            if isinstance(returncode, int) and returncode < 0:
+                return "not run", f"the notebook's grading process was killed (signal {-returncode}) in {where}"
+            return "not run", f"grading of this notebook stopped in {where}"
         if number == export and end is not None:
-            return "error", f"the grader's recording cell failed: {end.get('ename', '')}: {end.get('evalue', '')}"
+            why = f"{end.get('ename')}: {end.get('evalue')}" if end.get("ename") else "it wrote no answer (did the notebook change how cells run?)"
+            return "error", f"the grader's recording cell failed: {why}"
     if run.summary.get("timed_out"):
         return "timed out", f"the notebook ran past its limit of {limit:g} s"
     tail = one_line(run.log.splitlines()[-1] if run.log.strip() else "no output", 200)

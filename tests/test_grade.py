@@ -1,177 +1,396 @@
-"""The grader (`python -m helpers.grade`) on real kernels and on the pieces that read its results.
+"""The grader (`python -m helpers.grade`) attacked on real kernels, beside honest controls.
 
-One grading run covers a folder of synthetic submissions (solved, untouched, one exercise solved, a
-wrong answer, a hanging cell, a corrupt file, an empty notebook) in parallel, and notebook 00's
-solution and student versions when they exist. The synthetic notebooks call real checks
-(`tests/fixtures/grade_exercises.py`, built on `helpers.exercises.core`); the heavy course notebooks
-are not re-run here (the solution notebooks already run under nbval in the main test run).
+One grading run covers a class of submissions of notebook 00 (fast: two exercises, a function and a
+named answer): honest ones (solved, untouched, one exercise solved, a wrong answer, saved from Colab)
+and, one per submission, every cheat and sabotage a student has tried: rebinding `ex`, replacing a
+check, hiding a check cell, swallowing exceptions, rewriting cells as they run, inventing exercises,
+shipping or planting a `helpers/` package, forging the grader's records, hard-coding the visible
+cases, handing in the reference, killing the grading process, ignoring Ctrl-C, `os._exit`, leaving a
+process behind. Classmates graded in the same run must keep exactly their marks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from helpers import grade
-from helpers.build import label_check_cells, student_version
+from helpers.build import check_cell_source
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = "98_grading_fixture"
-NB00_SOLUTION = ROOT / "notebooks" / "solutions" / "00_start_here.ipynb"
-NB00_STUDENT = ROOT / "notebooks" / "00_start_here.ipynb"
-TIMEOUT = 30  # seconds per cell: far above what the cells here need, small enough to wait out a hang
+NB = "00_start_here"
+STUDENT = ROOT / "notebooks" / f"{NB}.ipynb"
+SOLUTION = ROOT / "notebooks" / "solutions" / f"{NB}.ipynb"
+TIMEOUT = 25  # seconds per cell: far above what notebook 00's cells need
+NOTEBOOK_TIMEOUT = 90
+MARKER = f"seeing-networks-left-behind-{uuid.uuid4().hex}"
+GRAY = "def to_grayscale(image):\n    return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]"
+VALUES = "values_per_image = 3 * 64 * 64"
 
-ANSWER = "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"
-DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
-COLOUR = '### BEGIN SOLUTION\ncolour = "red"\n### END SOLUTION'
+
+# --------------------------------------------------------------------------------------------
+# Building submissions from the real student notebook
+# --------------------------------------------------------------------------------------------
 
 
-def fixture_solution(answer: str = ANSWER, double: str = DOUBLE, colour: str = COLOUR) -> nbformat.NotebookNode:
-    """A small solution notebook in the course's layout: three exercises, each followed by its check."""
-    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        md("# A notebook for the grading tests"),
-        code(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom tests.fixtures import grade_exercises as ex"),
-        md("Set `answer`."),
-        code(answer),
-        code("ex.answer.check()\n# ex.answer.hint()\n# ex.answer.solution()"),
-        md("Write `double`."),
-        code(double),
-        code("ex.double.check()\n# ex.double.hint()\n# ex.double.solution()"),
-        md("A cell that runs whatever the student did."),
-        code("print('still running')"),
-        code(colour),
-        code("ex.colour.check()\n# ex.colour.hint()\n# ex.colour.solution()"),
-    ]
-    label_check_cells(nb, FIXTURE)
+def student() -> nbformat.NotebookNode:
+    return nbformat.read(STUDENT, as_version=4)
+
+
+def code_index(nb, predicate) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and predicate(c))
+
+
+def answer_cell(nb, name: str) -> int:
+    return code_index(nb, lambda c: grade.defines(c.source, name))
+
+
+def check_cell(nb, name: str) -> int:
+    return code_index(nb, lambda c: c.metadata.get("exercise", {}).get("id") == name)
+
+
+def solve(nb, gray: str | None = GRAY, values: str | None = VALUES):
+    """The notebook with the given answers written in (None keeps the stub)."""
+    nb = copy.deepcopy(nb)
+    if gray is not None:
+        nb.cells[answer_cell(nb, "to_grayscale")].source = gray
+    if values is not None:
+        nb.cells[answer_cell(nb, "values_per_image")].source = values
     return nb
 
 
-def fixture_student() -> nbformat.NotebookNode:
-    """The generated student version of the fixture (stubs, no outputs), as `helpers.build` makes it."""
-    return student_version(fixture_solution(), f"{FIXTURE}.ipynb")
+def insert(nb, index: int, source: str, **metadata):
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source, metadata=metadata))
+    return nb
 
 
-def write(nb: nbformat.NotebookNode, path: Path) -> Path:
+def after_imports(nb, source: str):
+    """`source` as a new cell right after the notebook's imports (before any exercise)."""
+    return insert(nb, code_index(nb, lambda c: "import" in c.source and "helpers.exercises" in c.source) + 1, source)
+
+
+def write(nb, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
 
 
-def one_solved(name: str) -> nbformat.NotebookNode:
-    """The student notebook with exactly the exercise `name` filled in."""
-    nb = fixture_student()
-    solved = {"answer": "answer = 42", "double": "def double(x):\n    return 2 * x", "colour": 'colour = "red"'}[name]
-    stub_cells = [c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError()" in c.source]
-    index = ["answer", "double", "colour"].index(name)
-    stub_cells[index].source = solved
+def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
+    """student name -> notebook, for every case (the attackers know where the class lies)."""
+    untouched, solved = student(), solve(student())
+    colab = nbformat.read(SOLUTION, as_version=4)
+    for cell in colab.cells:
+        if cell.cell_type == "code":
+            cell.execution_count = None  # what Colab saves: outputs kept, no counts
+    colab.metadata["colab"] = {"provenance": []}
+    fake_labels = solved
+    for i in range(10):
+        fake_labels = insert(fake_labels, 5, "print('✓ Correct')", exercise={"notebook": NB, "id": f"bonus_{i}"})
+    hidden = check_cell(untouched, "to_grayscale")
+    walk_up = (
+        "import os, signal\npid = os.getppid()\nwhile pid > 1:\n"
+        "    parent = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+        "    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n    pid = parent"
+    )
+    plant = (
+        "import os, pathlib\nfor target in [{bob!r}, {results!r}, {grader_tmp!r}]:\n"
+        "    try:\n        p = pathlib.Path(target)\n        p.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        p.write_text('raise SystemExit(\"planted\")\\n' if p.suffix == '.py' else '{{}}\\n')\n"
+        "    except OSError as error:\n        print('refused:', error)"
+    ).format(bob=str(subs / "bob" / "helpers" / "__init__.py"), results=str(results), grader_tmp="/tmp/seeing-networks-grade-planted/x.jsonl")
+    replay = (
+        "_outputs = [ex.to_grayscale.reference(*case.args) for case in ex.to_grayscale.cases()]\n_calls = iter(range(10**6))\n"
+        "def to_grayscale(image):\n    return _outputs[next(_calls) % len(_outputs)].clone()"
+    )
+    return {
+        # honest work
+        "alice": solved,
+        "bob": solved,  # the classmate the saboteurs aim at
+        "carol": untouched,
+        "dave": solve(untouched, values=None),
+        "erin": solve(untouched, values="values_per_image = 3 * 64"),
+        "fay": colab,
+        # cheats: each leaves the stubs in place, so nothing may pass
+        "cheat_rebind_ex": insert(untouched, hidden, "class _Pass:\n    def check(self, *a):\n        print('✓ Correct')\nclass ex:\n    to_grayscale = values_per_image = _Pass()"),
+        "cheat_replace_check": after_imports(untouched, "ex.to_grayscale.check = ex.values_per_image.check = lambda *a: print('✓ Correct')"),
+        "cheat_patch_judge": after_imports(untouched, "from helpers.exercises.core import Verdict, Exercise\nExercise.judge = lambda self, record, seed=None: Verdict('passed')"),
+        "cheat_try_except": _edit_check(untouched, "try:\n    ex.{name}.check()\nexcept Exception:\n    print('✓ Correct')"),
+        "cheat_if_false": _edit_check(untouched, "if False:\n    ex.{name}.check()"),
+        "cheat_deleted_checks": _drop_checks(untouched),
+        "cheat_custom_exc": after_imports(untouched, "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"),
+        "cheat_input_transformer": after_imports(untouched, "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"),
+        "cheat_invented_exercises": fake_labels,
+        "cheat_forged_answer_file": after_imports(
+            untouched,
+            "import json, os\nos.makedirs('.answers', exist_ok=True)\n"
+            "json.dump({'state': 'ran', 'results': []}, open('.answers/to_grayscale.json', 'w'))\n"
+            "os.symlink('/etc/shadow', '.answers/values_per_image.json')",
+        ),
+        "cheat_hard_coded": solve(untouched, gray=replay, values=None),
+        "cheat_reference": solve(untouched, gray="to_grayscale = ex.to_grayscale.reference", values=None),
+        "cheat_shadow_helpers": after_imports(untouched, "import os\nos.makedirs('helpers/exercises', exist_ok=True)\nopen('helpers/__init__.py', 'w').write('raise SystemExit')\nimport importlib; importlib.invalidate_caches()"),
+        # sabotage: each solves to_grayscale before the attack and values_per_image after it
+        "harm_plant_files": insert(solve(untouched), check_cell(untouched, "to_grayscale") + 1, plant),
+        "harm_kill_ancestors": insert(solve(untouched), check_cell(untouched, "to_grayscale") + 1, walk_up),
+        "harm_ignore_interrupt": insert(solve(untouched), check_cell(untouched, "to_grayscale") + 1,
+                                        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
+        "harm_exit": insert(solve(untouched), check_cell(untouched, "to_grayscale") + 1, "import os\nos._exit(0)"),
+        "harm_leave_process": insert(
+            solve(untouched), check_cell(untouched, "to_grayscale") + 1,
+            f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(900)', {MARKER!r}], start_new_session=True)",
+        ),  # fmt: skip
+    }
+
+
+def _edit_check(nb, template: str):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        name = cell.get("metadata", {}).get("exercise", {}).get("id")
+        if name:
+            cell.source = template.format(name=name)
+    return nb
+
+
+def _drop_checks(nb):
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("exercise")]
     return nb
 
 
 # --------------------------------------------------------------------------------------------
-# One grading run over every kind of submission
+# One grading run over the whole class
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade a folder of submissions (and notebook 00 if present) once; return what came out."""
-    root = tmp_path_factory.mktemp("submissions")
-    subs = root / "submissions"
-    write(fixture_solution(), subs / "alice" / f"{FIXTURE}.ipynb")
-    write(fixture_student(), subs / "bob" / f"{FIXTURE}.ipynb")
-    write(one_solved("double"), subs / "carol" / f"{FIXTURE}.ipynb")
-    write(fixture_solution(answer="answer = 41"), subs / "dave" / f"{FIXTURE}.ipynb")
-    # erin: `double` loops for ever, so its check cell hangs; `colour` after it is solved.
-    write(fixture_solution(double="def double(x):\n    while True:\n        pass"), subs / "erin" / f"{FIXTURE}.ipynb")
+    root = tmp_path_factory.mktemp("class")
+    subs, results = root / "submissions", root / "results.jsonl"
+    for name, nb in submissions(subs, results).items():
+        write(nb, subs / name / f"{NB}.ipynb")
+    (subs / "shipped" / "helpers").mkdir(parents=True)  # a submission that ships its own helpers/
+    (subs / "shipped" / "helpers" / "__init__.py").write_text("raise SystemExit('shipped helpers')\n")
+    write(solve(student()), subs / "shipped" / f"{NB}.ipynb")
     (subs / "frank").mkdir()
-    (subs / "frank" / f"{FIXTURE}.ipynb").write_text('{"cells": [ this is not JSON')
-    write(nbformat.v4.new_notebook(), subs / "grace" / "empty.ipynb")
-    paths = [str(subs)] + [str(p) for p in (NB00_SOLUTION, NB00_STUDENT) if p.exists()]
-    csv_path = root / "grades.csv"
-    out = io.StringIO()
+    (subs / "frank" / f"{NB}.ipynb").write_text('{"cells": [ this is not JSON')
+    bob_before = (subs / "bob" / f"{NB}.ipynb").read_bytes()
+    csv_path, out = root / "grades.csv", io.StringIO()
+    started = time.monotonic()
     with contextlib.redirect_stdout(out):
-        status = grade.main(paths + ["--csv", str(csv_path), "--timeout", str(TIMEOUT), "--workers", "2"])
+        status = grade.main([str(subs), "--csv", str(csv_path), "--results", str(results), "--timeout", str(TIMEOUT),
+                             "--notebook-timeout", str(NOTEBOOK_TIMEOUT), "--workers", "2"])  # fmt: skip
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))
-    return {"status": status, "rows": rows, "text": out.getvalue(), "subs": subs}
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "grading-attacks.md").write_text(out.getvalue())  # the table, for a person to read
+    return {
+        "status": status, "rows": rows, "text": out.getvalue(), "subs": subs, "results": results,
+        "bob_before": bob_before, "seconds": time.monotonic() - started,
+    }  # fmt: skip
 
 
-def results_of(graded, student: str, notebook: str = FIXTURE) -> dict[str, dict]:
-    return {r["exercise"]: r for r in graded["rows"] if r["student"] == student and r["notebook"] == notebook}
+def of(graded, name: str) -> dict[str, dict]:
+    rows = {r["exercise"]: r for r in graded["rows"] if r["student"] == name}
+    assert rows, f"{name} was not graded:\n{graded['text'][-3000:]}"
+    return rows
 
 
-def test_grading_exits_0_and_writes_the_csv_columns(graded):
-    assert graded["status"] == 0, graded["text"]
-    assert {"student", "notebook", "exercise", "passed"} <= set(graded["rows"][0])
+def marks(graded, name: str) -> dict[str, str]:
+    return {exercise: row["status"] for exercise, row in of(graded, name).items()}
 
 
-def test_solution_passes_every_exercise(graded):
-    alice = results_of(graded, "alice")
-    assert set(alice) == {"answer", "double", "colour"}, graded["text"]
-    assert all(r["passed"] == "1" and r["status"] == "passed" for r in alice.values()), alice
+BOTH_PASS = {"to_grayscale": "passed", "values_per_image": "passed"}
 
 
-def test_untouched_student_notebook_passes_none(graded):
-    bob = results_of(graded, "bob")
-    assert set(bob) == {"answer", "double", "colour"}
-    assert all(r["passed"] == "0" for r in bob.values()), bob
-    assert {r["status"] for r in bob.values()} == {"not attempted"}, bob
+def test_grading_ran_and_exit_status_is_0(graded):
+    assert graded["status"] == 0, graded["text"][-3000:]
 
 
-def test_one_solved_exercise_passes_exactly_that_one(graded):
-    carol = results_of(graded, "carol")
-    assert {name for name, r in carol.items() if r["passed"] == "1"} == {"double"}, carol
+# ---- honest controls ------------------------------------------------------------------------
 
 
-def test_wrong_answer_is_incorrect_and_says_why(graded):
-    dave = results_of(graded, "dave")
-    assert dave["answer"]["status"] == "incorrect" and dave["answer"]["passed"] == "0"
-    assert "not right" in dave["answer"]["detail"]
-    assert dave["double"]["passed"] == "1" and dave["colour"]["passed"] == "1"
+def test_honest_work_keeps_exactly_its_credit(graded):
+    assert marks(graded, "alice") == BOTH_PASS
+    assert marks(graded, "carol") == {"to_grayscale": "not attempted", "values_per_image": "not attempted"}
+    assert marks(graded, "dave") == {"to_grayscale": "passed", "values_per_image": "not attempted"}
+    erin = of(graded, "erin")
+    assert erin["to_grayscale"]["status"] == "passed" and erin["values_per_image"]["status"] == "incorrect"
+    assert "too small" in erin["values_per_image"]["detail"]
 
 
-def test_hanging_cell_is_timed_out_and_later_exercises_fail(graded):
-    erin = results_of(graded, "erin")
-    assert erin["answer"]["passed"] == "1", erin
-    assert erin["double"]["status"] == "timed out" and erin["double"]["passed"] == "0", erin
-    assert erin["colour"]["status"] == "after timeout" and erin["colour"]["passed"] == "0", erin
+def test_a_notebook_saved_from_colab_with_outputs_and_no_counts_grades_the_same(graded):
+    assert marks(graded, "fay") == BOTH_PASS
 
 
-def test_corrupt_and_empty_notebooks_are_reported_and_grading_goes_on(graded):
-    frank = [r for r in graded["rows"] if r["student"] == "frank"]
-    grace = [r for r in graded["rows"] if r["student"] == "grace"]
-    assert frank and all(r["status"] == "invalid notebook" and r["passed"] == "0" for r in frank)
-    assert grace and all(r["status"] == "empty notebook" for r in grace)
-    assert "invalid notebook" in graded["text"] and "empty notebook" in graded["text"]
-    assert results_of(graded, "alice")  # the others were graded all the same
+def test_the_classmate_keeps_full_marks_and_an_untouched_folder(graded):
+    assert marks(graded, "bob") == BOTH_PASS
+    assert (graded["subs"] / "bob" / f"{NB}.ipynb").read_bytes() == graded["bob_before"]
+    assert not (graded["subs"] / "bob" / "helpers").exists()
 
 
-def test_table_totals_per_student_and_notebook(graded):
-    text = graded["text"]
-    assert f"| **alice** | **{FIXTURE}** | **total** | **3/3** |" in text
-    assert f"| **bob** | **{FIXTURE}** | **total** | **0/3** |" in text
-    assert f"| **carol** | **{FIXTURE}** | **total** | **1/3** |" in text
-    assert "| erin | 1/3 |" in text
-    assert "after timeout: an earlier cell of this notebook timed out" in text  # the legend
+def test_a_corrupt_file_is_reported_and_grading_goes_on(graded):
+    assert set(marks(graded, "frank").values()) == {"invalid notebook"}
 
 
-@pytest.mark.skipif(not NB00_SOLUTION.exists(), reason="notebook 00 has not landed yet")
-def test_notebook_00_solution_passes_every_exercise_and_student_version_none(graded):
-    registered = set(grade.registered_exercises("00_start_here"))
-    assert registered, "helpers.exercises.nb00 registers no exercise"
-    solution = results_of(graded, "solutions", "00_start_here")
-    student = results_of(graded, "notebooks", "00_start_here")
-    assert set(solution) == registered and all(r["passed"] == "1" for r in solution.values()), solution
-    assert set(student) == registered and all(r["passed"] == "0" for r in student.values()), student
+# ---- cheats ----------------------------------------------------------------------------------
+
+CHEATS = [
+    "cheat_rebind_ex", "cheat_replace_check", "cheat_patch_judge", "cheat_try_except", "cheat_if_false",
+    "cheat_deleted_checks", "cheat_custom_exc", "cheat_input_transformer", "cheat_invented_exercises",
+    "cheat_forged_answer_file", "cheat_shadow_helpers",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("cheat", CHEATS)
+def test_no_cheat_turns_a_stub_into_marks(graded, cheat):
+    rows = of(graded, cheat)
+    assert set(rows) == {"to_grayscale", "values_per_image"}, rows  # only the course's exercises count
+    if cheat == "cheat_invented_exercises":  # its answers are real; its ten invented exercises are not
+        assert marks(graded, cheat) == BOTH_PASS
+        return
+    assert not any(r["passed"] == "1" for r in rows.values()), rows
+
+
+def test_a_restored_check_cell_still_gives_the_student_feedback(graded):
+    """Deleted and edited check cells come back, so the recorded answer is judged as usual."""
+    assert marks(graded, "cheat_deleted_checks") == {"to_grayscale": "not attempted", "values_per_image": "not attempted"}
+    assert marks(graded, "cheat_if_false") == {"to_grayscale": "not attempted", "values_per_image": "not attempted"}
+
+
+def test_hard_coding_the_visible_cases_fails_the_hidden_ones(graded):
+    row = of(graded, "cheat_hard_coded")["to_grayscale"]
+    assert row["status"] == "incorrect" and "hidden case" in row["detail"], row
+
+
+def test_handing_in_the_reference_is_reported(graded):
+    assert of(graded, "cheat_reference")["to_grayscale"]["status"] == "uses the reference"
+
+
+def test_a_shipped_helpers_folder_is_never_imported(graded):
+    assert marks(graded, "shipped") == BOTH_PASS
+
+
+# ---- sabotage --------------------------------------------------------------------------------
+
+
+def test_planting_files_for_others_is_refused(graded):
+    assert marks(graded, "harm_plant_files") == BOTH_PASS  # the attempt fails quietly; the work still counts
+    lines = graded["results"].read_text().splitlines()
+    assert all(json.loads(line)["rows"] for line in lines)  # no `{}` made it into the grader's records
+    assert len(lines) == len({r["path"] for r in graded["rows"]})  # one line per notebook, and nothing else
+    assert not Path("/tmp/seeing-networks-grade-planted").exists()
+
+
+def test_killing_the_grading_process_costs_only_that_notebook(graded):
+    rows = of(graded, "harm_kill_ancestors")
+    assert rows["to_grayscale"]["status"] == "passed"  # recorded before the attack
+    assert rows["values_per_image"]["status"] in {"not run", "kernel died"}, rows
+
+
+def test_a_loop_that_ignores_interrupts_is_killed_and_blamed_on_its_cell(graded):
+    rows = of(graded, "harm_ignore_interrupt")
+    assert rows["to_grayscale"]["status"] == "passed"
+    assert rows["values_per_image"]["status"] == "timed out", rows
+    loop_at = check_cell(student(), "to_grayscale") + 1  # where the loop was inserted
+    loop_cell = [c.cell_type for c in submissions_cache(graded, "harm_ignore_interrupt").cells[: loop_at + 1]].count("code")
+    assert f"cell {loop_cell}" in rows["values_per_image"]["detail"], rows
+
+
+def test_os_exit_is_reported_at_once_as_a_dead_kernel_in_its_cell(graded):
+    rows = of(graded, "harm_exit")
+    assert rows["to_grayscale"]["status"] == "passed"
+    assert rows["values_per_image"]["status"] == "kernel died", rows
+    took = re_seconds(graded, "harm_exit")
+    assert took < TIMEOUT, f"the dead kernel was noticed only after {took} s"
+
+
+def test_no_process_outlives_grading(graded):
+    assert marks(graded, "harm_leave_process") == BOTH_PASS
+    assert processes_with(MARKER) == []
+
+
+# ---- helpers of the tests above ----------------------------------------------------------------
+
+
+def submissions_cache(graded, name: str):
+    return nbformat.read(graded["subs"] / name / f"{NB}.ipynb", as_version=4)
+
+
+def re_seconds(graded, name: str) -> float:
+    import re
+
+    line = next(l for l in graded["text"].splitlines() if l.startswith(f"| **{name}** |"))
+    return float(re.search(r" in (\d+) s", line).group(1))
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Stopping the grader leaves nothing behind
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
+def test_stopping_the_grader_leaves_nothing_running(tmp_path, how):
+    marker = f"seeing-networks-stop-{uuid.uuid4().hex}"
+    nb = insert(student(), check_cell(student(), "to_grayscale") + 1,
+                f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(900)', {marker!r}])\ntime.sleep(900)")  # fmt: skip
+    write(nb, tmp_path / "subs" / "zoe" / f"{NB}.ipynb")
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "helpers.grade", str(tmp_path / "subs"), "--timeout", "900"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_with(marker), "the notebook never reached its long cell"
+    from helpers.sandbox import descendants
+
+    tree = descendants(grader.pid)
+    assert len(tree) >= 3  # the runner, pytest, the kernel (and the marker process)
+    grader.send_signal(how)
+    grader.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (processes_with(marker) or _alive(tree)):
+        time.sleep(0.5)
+    assert processes_with(marker) == [] and _alive(tree) == [], f"left running after {how!r}"
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,78 +398,58 @@ def test_notebook_00_solution_passes_every_exercise_and_student_version_none(gra
 # --------------------------------------------------------------------------------------------
 
 
+def test_preparing_restores_the_course_check_cells_and_records_after_each():
+    nb = _edit_check(student(), "print('✓ Correct')  # ex.{name}.check()")
+    del nb.cells[check_cell(nb, "values_per_image")]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="old")]
+    prepared, labels = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=5, module="helpers.exercises.nb00")
+    code = [c for c in prepared.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    for name in ("to_grayscale", "values_per_image"):
+        at = next(i for i, c in enumerate(code) if c.metadata.get("exercise", {}).get("id") == name)
+        assert code[at].source == check_cell_source(name)
+        assert grade.EXPORT_MARK in code[at + 1].source and repr(name) in code[at + 1].source and "seed=5" in code[at + 1].source
+        assert labels[at + 1] == name
+    restored = next(i for i, c in enumerate(code) if c.metadata.get("exercise", {}).get("id") == "values_per_image")
+    assert grade.defines(code[restored - 1].source, "values_per_image")  # re-added right after the answer
+
+
 def test_students_are_named_by_their_folder(tmp_path):
-    write(fixture_student(), tmp_path / "class" / "alice" / "a.ipynb")
-    write(fixture_student(), tmp_path / "class" / "loose.ipynb")
-    write(fixture_student(), tmp_path / "class" / ".ipynb_checkpoints" / "a-checkpoint.ipynb")
+    write(student(), tmp_path / "class" / "alice" / "a.ipynb")
+    write(student(), tmp_path / "class" / "loose.ipynb")
+    write(student(), tmp_path / "class" / ".ipynb_checkpoints" / "a-checkpoint.ipynb")
     found = {(s.student, s.path.name) for s in grade.find_submissions([tmp_path / "class"])}
     assert found == {("alice", "a.ipynb"), ("class", "loose.ipynb")}
-    single = grade.find_submissions([tmp_path / "class" / "alice" / "a.ipynb"])
-    assert [(s.student, s.path.name) for s in single] == [("alice", "a.ipynb")]
+
+
+def test_the_notebook_is_known_by_file_name_first_then_by_labels(tmp_path):
+    sub = grade.read_submission(grade.Submission("x", write(student(), tmp_path / "whatever.ipynb")))
+    assert sub.notebook == NB and not sub.problem
+    renamed = grade.read_submission(grade.Submission("x", write(student(), tmp_path / "smith_02_iou_ap_map.ipynb")))
+    assert renamed.notebook == "02_iou_ap_map"  # the labels inside do not override the name
+    bad = tmp_path / "alice_00_start_here.ipynb"
+    bad.write_text("")
+    assert grade.read_submission(grade.Submission("alice", bad)).problem == "invalid notebook"
 
 
 def test_missing_path_and_bad_arguments_are_refused(tmp_path, capsys):
     assert grade.main([str(tmp_path / "nowhere")]) == 2
     assert "paths must exist" in capsys.readouterr().err
     assert grade.main([str(tmp_path)]) == 2  # a folder without notebooks
-    with pytest.raises(ValueError, match="timeout"):
-        grade.grade([tmp_path], timeout=0)
-    with pytest.raises(ValueError, match="workers"):
-        grade.grade([tmp_path], workers=0)
+    for bad in ({"timeout": 0}, {"workers": 0}, {"notebook_timeout": -1}, {"resume": True}):
+        with pytest.raises(ValueError):
+            grade.grade([tmp_path], **bad)
 
 
-def test_notebook_is_recognised_from_labels_or_file_name(tmp_path):
-    sub = grade.read_submission(grade.Submission("x", write(fixture_student(), tmp_path / "whatever.ipynb")))
-    assert sub.notebook == FIXTURE and not sub.problem
-    assert [name for _, name, ok in sub.check_cells if ok] == ["answer", "double", "colour"]
-    bad = tmp_path / "alice_00_start_here.ipynb"
-    bad.write_text("")
-    sub = grade.read_submission(grade.Submission("alice", bad))
-    assert sub.problem == "invalid notebook"
-    if NB00_SOLUTION.exists():
-        assert sub.notebook == "00_start_here"
-
-
-def test_missing_and_edited_check_cells_count_as_failed(tmp_path, monkeypatch):
-    nb = fixture_solution()
-    checks = [c for c in nb.cells if c.metadata.get("exercise")]
-    nb.cells.remove(checks[0])  # the `answer` check is deleted
-    checks[1].source = "print('Correct')  # ex.double.check()"  # the `double` check no longer checks
-    sub = grade.read_submission(grade.Submission("mallory", write(nb, tmp_path / "m.ipynb")))
-    monkeypatch.setattr(grade, "registered_exercises", lambda notebook: ["answer", "double", "colour"])
-    passed_call = {"setup": {"outcome": "passed"}, "call": {"outcome": "passed"}}
-    records = {number: passed_call for number, _, _ in sub.check_cells}
-    rows = {r.exercise: r for r in grade.grade_submission(sub, records)}
-    assert rows["answer"].status == "check cell missing" and not rows["answer"].passed
-    assert rows["double"].status == "check cell edited" and not rows["double"].passed
-    assert rows["colour"].passed
-
-
-@pytest.mark.parametrize(
-    "phases, expected",
-    [
-        (None, (False, "not run")),
-        ({"setup": {"outcome": "failed", "longrepr": "kernel died"}}, (False, "error")),
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed", "xfail": True}}, (False, "error")),
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "skipped"}}, (False, "skipped")),
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "failed", "ename": "NameError", "evalue": "x"}}, (False, "error")),
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "failed", "ename": "Incorrect", "evalue": "incorrect: no"}}, (False, "incorrect")),
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed"}}, (True, "passed")),
-        # a check cell tagged `raises-exception` passes nbval although the check raised
-        ({"setup": {"outcome": "passed"}, "call": {"outcome": "passed", "ename": "Incorrect", "evalue": "no"}}, (False, "incorrect")),
-    ],
-)
-def test_cell_verdicts(phases, expected):
-    assert grade.cell_verdict(phases)[:2] == expected
-
-
-def test_pytest_command_ignores_repository_settings_and_runs_files_in_parallel(tmp_path):
-    command = grade.nbval_command([tmp_path / "a.ipynb", tmp_path / "b.ipynb"], 30, 4, tmp_path / "r", tmp_path / "p.ini")
-    assert "-c" in command and "--noconftest" in command and "no:cacheprovider" in command
-    assert "--nbval-lax" in command and "--nbval-current-env" in command and "--nbval-cell-timeout=30" in command
-    assert command[command.index("-n") + 1] == "2" and command[command.index("--dist") + 1] == "loadfile"
-    single = grade.nbval_command([tmp_path / "a.ipynb"], 30, 4, tmp_path / "r", tmp_path / "p.ini")
-    assert "-n" not in single
+def test_resume_skips_notebooks_already_graded(tmp_path, monkeypatch):
+    path = write(student(), tmp_path / "subs" / "amy" / f"{NB}.ipynb")
+    sub = grade.read_submission(grade.Submission("amy", path))
+    results = tmp_path / "results.jsonl"
+    row = grade.Result("amy", NB, "to_grayscale", True, "passed", "", str(path))
+    results.write_text(json.dumps({"path": str(path), "sha256": sub.sha256, "rows": [grade.asdict(row)]}) + "\n{}\n")
+    monkeypatch.setattr(grade, "run_notebook", lambda *a, **k: pytest.fail("a graded notebook ran again"))
+    rows, _, _ = grade.grade([tmp_path / "subs"], results_file=results, resume=True, out=io.StringIO())
+    assert rows == [row]
 
 
 def test_csv_has_one_line_per_exercise(tmp_path):
@@ -258,19 +457,3 @@ def test_csv_has_one_line_per_exercise(tmp_path):
     grade.write_csv(results, tmp_path / "g.csv")
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
     assert [(r["exercise"], r["passed"], r["status"]) for r in rows] == [("x", "1", "passed"), ("y", "0", "incorrect")]
-    assert json.dumps(rows)  # plain strings throughout
-
-
-def test_check_calls_are_read_from_code_not_comments():
-    assert grade.checked_exercises("ex.a.check()\n# ex.b.check()") == {"a"}
-    assert grade.checked_exercises("ex.a.check(lambda x: x)", plain_only=True) == set()
-    assert grade.checked_exercises("ex.a.check(lambda x: x)") == {"a"}
-    assert grade.checked_exercises("%time ex.a.check()  # ex.b.check()", plain_only=True) == {"a"}
-
-
-def test_a_demonstration_of_a_failing_check_is_not_a_check_cell(tmp_path):
-    nb = fixture_student()
-    demo = nbformat.v4.new_code_cell("ex.answer.check(41)", metadata={"tags": ["raises-exception"]})
-    nb.cells.insert(2, demo)
-    sub = grade.read_submission(grade.Submission("x", write(nb, tmp_path / "demo.ipynb")))
-    assert [name for _, name, _ in sub.check_cells] == ["answer", "double", "colour"]

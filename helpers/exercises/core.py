@@ -276,11 +276,13 @@ class Exercise:
 
     kind = "exercise"
 
-    def __init__(self, notebook: str, name: str, hint: str, solution: str):
+    def __init__(self, notebook: str, name: str, hint: str, solution: str, points: float = 1):
         if not name.isidentifier():
             raise ValueError(f"name must be a Python identifier, got {name!r}")
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or not points > 0:
+            raise ValueError(f"points must be a positive number, got {points!r}")
         key = (notebook, name)
-        self.notebook, self.name = notebook, name
+        self.notebook, self.name, self.points = notebook, name, points
         self._hint, self._solution = hint.strip(), inspect.cleandoc(solution)
         REGISTRY[key] = self
 
@@ -386,8 +388,9 @@ class FunctionExercise(Exercise):
         solution: str,
         compare: Callable[[Any, Any], str | None] = compare_auto,
         hidden_cases: Callable[[torch.Generator], list[Case]] | None = None,
+        points: float = 1,
     ):
-        super().__init__(notebook, name, hint, solution)
+        super().__init__(notebook, name, hint, solution, points)
         self.reference, self.cases, self.compare = reference, cases, compare
         self._hidden_cases = hidden_cases
 
@@ -468,8 +471,9 @@ class ValueExercise(Exercise):
         hint: str,
         solution: str,
         compare: Callable[[Any, Any], str | None] = compare_auto,
+        points: float = 1,
     ):
-        super().__init__(notebook, name, hint, solution)
+        super().__init__(notebook, name, hint, solution, points)
         self.expected, self.compare = expected, compare
 
     def _is_reference(self, answer: Any) -> bool:
