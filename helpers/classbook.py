@@ -641,8 +641,10 @@ def _scores(rows: list[dict], points: dict) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for row in rows:
         student = str(row["student"])
-        record = out.setdefault(student, {"earned": {}, "notebooks": set()})
+        record = out.setdefault(student, {"earned": {}, "notebooks": set(), "problems": {}})
         record["notebooks"].add(row["notebook"])
+        if row["exercise"] == "-" and not row["passed"]:  # the grader could not run this notebook at all
+            record["problems"][row["notebook"]] = str(row.get("status", "")) or "not graded"
         key = (row["notebook"], row["exercise"])
         if key in points:
             record["earned"][key] = points[key] if row["passed"] else 0
@@ -656,8 +658,9 @@ def gradebook(rows, points, roster=None) -> tuple[list[str], list[list]]:
     exercise ("02_iou_ap_map/box_iou", points earned) and the notebook's total ("02_iou_ap_map"), then
     total, maximum, percentage and status. Students come in roster order, then any others in the order
     the rows name them; a roster student with no row has zeros and the status "not submitted"; a
-    student missing some notebooks has "missing: ...". When a student has two rows for one exercise,
-    the later row counts.
+    student missing some notebooks has "missing: ...", and a notebook the grader could not run at all
+    (its "-" row: invalid notebook, empty notebook) is named with its status ("03_faster_rcnn: invalid
+    notebook"). When a student has two rows for one exercise, the later row counts.
     """
     rows = _check_rows(rows)
     points = _check_points(points)
@@ -679,9 +682,10 @@ def gradebook(rows, points, roster=None) -> tuple[list[str], list[list]]:
     merged: dict[str, dict] = {}
     for student, record in scores.items():
         target = claimed.get(student, student)
-        into = merged.setdefault(target, {"earned": {}, "notebooks": set()})
+        into = merged.setdefault(target, {"earned": {}, "notebooks": set(), "problems": {}})
         into["earned"].update(record["earned"])
         into["notebooks"] |= record["notebooks"]
+        into["problems"].update(record["problems"])
     for s in roster:
         order.append((s.id, s))
     for student in scores:
@@ -707,7 +711,9 @@ def gradebook(rows, points, roster=None) -> tuple[list[str], list[list]]:
             status = NOT_SUBMITTED
         else:
             missing = [nb for nb in notebooks if nb not in record["notebooks"]]
-            status = f"missing: {', '.join(missing)}" if missing else "graded"
+            notes = [f"missing: {', '.join(missing)}"] if missing else []
+            notes += [f"{nb}: {problem}" for nb, problem in record["problems"].items()]
+            status = "; ".join(notes) or "graded"
         line += [_number(total), _number(maximum), round(100 * total / maximum, 2) if maximum else 0.0, status]
         table.append(line)
     return header, table
@@ -843,10 +849,10 @@ FEEDBACK_CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
 h1 { font-size: 1.5rem; margin: 0 0 .25rem; } h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
 .total { font-size: 1.2rem; margin: .25rem 0 1rem; } .total b { font-size: 1.5rem; }
-table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
-th { background: #f6f8fa; font-weight: 600; } td.pts { white-space: nowrap; text-align: right; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; } col.ex { width: 24%; } col.verdict { width: 20%; } col.pts { width: 10%; } th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; } .pts { white-space: nowrap; text-align: right; }
 .ok { color: #1a7f37; font-weight: 600; white-space: nowrap; } .no { color: #cf222e; font-weight: 600; white-space: nowrap; }
-.detail { color: #57606a; font-size: .92rem; } code { font-family: ui-monospace, monospace; font-size: .9rem; }
+.detail { color: #57606a; font-size: .92rem; overflow-wrap: anywhere; } code { font-family: ui-monospace, monospace; font-size: .9rem; }
 footer { margin-top: 2rem; color: #57606a; font-size: .85rem; border-top: 1px solid #d0d7de; padding-top: .5rem; }
 """
 
@@ -890,7 +896,8 @@ def feedback_html(student: str, rows, points, meta: Mapping | None = None) -> st
         files = sorted({Path(str(r["path"])).name for r in rows if r["notebook"] == nb and r.get("path")})
         graded = f' <span class="detail">(graded file: {e(", ".join(files))})</span>' if files else ""
         body.append(
-            f"<h2>{e(nb)}{graded}</h2><table><thead><tr><th>exercise</th><th>verdict</th><th>message</th>"
+            f'<h2>{e(nb)}{graded}</h2><table><colgroup><col class="ex"><col class="verdict"><col><col class="pts"></colgroup><thead>'
+            f"<tr><th>exercise</th><th>verdict</th><th>message</th>"
             f'<th class="pts">points</th></tr></thead><tbody>{"".join(lines)}</tbody></table>'
         )
     if not notebooks:

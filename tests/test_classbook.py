@@ -360,7 +360,7 @@ def test_gradebook_totals(tmp_path):
     assert (by["alice"]["percentage"], by["alice"]["status"]) == (87.5, "graded")
     assert (by["bob"][f"{NB2}/box_iou"], by["bob"][NB2], by["bob"]["total"], by["bob"]["status"]) == (0, 3, 3, f"missing: {NB3}")
     assert (by["carol"]["total"], by["carol"]["percentage"], by["carol"]["status"], by["carol"]["name"]) == (0, 0.0, "not submitted", "Carol Cruz")
-    assert (by["dan"]["total"], by["dan"]["status"], by["dan"]["name"]) == (0, f"missing: {NB2}", "")
+    assert (by["dan"]["total"], by["dan"]["status"], by["dan"]["name"]) == (0, f"missing: {NB2}; {NB3}: invalid notebook", "")
     assert all(by[s]["total"] == by[s][NB2] + by[s][NB3] for s in by)
 
 
