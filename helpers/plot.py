@@ -103,3 +103,93 @@ def plot_curves(ax, curves: dict, xlabel: str = "step", ylabel: str = "loss", lo
     if log:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
+
+
+#: How `draw_unet` draws each arrow kind of `helpers.unet.unet_diagram`: legend label, colour, line style.
+UNET_ARROW_STYLES = {
+    "conv": ("conv 3x3, batch norm, ReLU", "#08519c", "-"),
+    "pool": ("max pool 2x2", "#cb181d", "-"),
+    "up": ("up-conv 2x2", "#238b45", "-"),
+    "copy": ("copy and crop", "#636363", "--"),
+    "head": ("conv 1x1", "#6a3d9a", "-."),
+}
+
+
+def draw_unet(ax, model, height: int = 32, width: int | None = None) -> dict:
+    """Draw a U-Net figure of `model` (a `helpers.unet.UNet`) in the style of Ronneberger et al.
+
+    Bars are feature maps: bar height grows with the map's height in pixels, bar width with the square
+    root of its channel count (written above the bar); each level is labelled with its size. Arrows are
+    the layers, one style per kind (`UNET_ARROW_STYLES`), with a legend. A concatenated map is drawn as
+    two parts side by side: the copied part white, the upsampled part shaded. All numbers come from
+    `helpers.unet.unet_diagram`, i.e. from one forward pass of the model. Returns the number of arrows
+    drawn of each kind.
+    """
+    from matplotlib.lines import Line2D
+
+    from helpers.unet import ARROW_KINDS, unet_diagram
+
+    diagram = unet_diagram(model, height, width)
+    bars, arrows = diagram["bars"], diagram["arrows"]
+    top_h = max(b["height"] for b in bars)
+    unit_h, dx, gap = 4.0 / top_h, 1.7, 1.0
+    bar_h = lambda b: b["height"] * unit_h
+    part_w = lambda c: 0.08 * c**0.5
+    level_h = {b["level"]: bar_h(b) for b in bars}
+    level_y = {0: 0.0}
+    for level in range(1, max(level_h) + 1):
+        level_y[level] = level_y[level - 1] - (level_h[level - 1] + level_h[level]) / 2 - gap
+    fills = {"input": "#d9d9d9", "conv": "#9ecae1", "pool": "#9ecae1", "up": "#a1d99b", "copy": "white", "head": "#fdd0a2"}
+
+    vertical_at_top = {j for kind, i, j in arrows if kind == "pool"} | {i for kind, i, j in arrows if kind == "up"}
+    boxes = []  # per bar: {kind: (x0, x1)} and the bar's (x0, x1, y0, y1)
+    for n, b in enumerate(bars):
+        xc, yc, h = b["column"] * dx, level_y[b["level"]], bar_h(b)
+        parts = {}
+        if len(b["parts"]) == 2:  # (up, copy): the upsampled part sits over the up arrow, the copy to its left
+            (c_up, _), (c_copy, _) = b["parts"]
+            parts["up"] = (xc - part_w(c_up) / 2, xc + part_w(c_up) / 2)
+            parts["copy"] = (parts["up"][0] - part_w(c_copy), parts["up"][0])
+        else:
+            (c, kind), = b["parts"]
+            parts[kind] = (xc - part_w(c) / 2, xc + part_w(c) / 2)
+        for kind, (x0, x1) in parts.items():
+            ax.add_patch(Rectangle((x0, yc - h / 2), x1 - x0, h, facecolor=fills[kind], edgecolor="black", lw=0.8))
+        x0, x1 = min(p[0] for p in parts.values()), max(p[1] for p in parts.values())
+        label = "+".join(str(c) for c, _ in reversed(b["parts"])) if len(b["parts"]) == 2 else str(b["channels"])
+        if n in vertical_at_top:  # an arrow meets the top of this bar: write the count beside it
+            ax.text(x1 + 0.06, yc + h / 2 + 0.05, label, ha="left", va="bottom", fontsize=7)
+        else:
+            ax.text((x0 + x1) / 2, yc + h / 2 + 0.12, label, ha="center", va="bottom", fontsize=7)
+        boxes.append(dict(parts=parts, x0=x0, x1=x1, y0=yc - h / 2, y1=yc + h / 2, yc=yc))
+    for level, y in level_y.items():
+        first = min((i for i, b in enumerate(bars) if b["level"] == level), key=lambda i: bars[i]["column"])
+        b = bars[first]
+        ax.text(boxes[first]["x0"] - 0.15, y, f"{b['height']}x{b['width']}", ha="right", va="center", fontsize=7, color="#444444")
+
+    drawn = {kind: 0 for kind in ARROW_KINDS}
+    for kind, i, j in arrows:
+        a, b = boxes[i], boxes[j]
+        if kind in ("conv", "head"):
+            start, end = (a["x1"], a["yc"]), (b["x0"], b["yc"])
+        elif kind == "copy":
+            start, end = (a["x1"], a["yc"]), (b["parts"]["copy"][0], b["yc"])
+        elif kind == "pool":
+            x = sum(a["parts"][next(iter(a["parts"]))]) / 2 if len(a["parts"]) == 1 else (a["x0"] + a["x1"]) / 2
+            start, end = (x, a["y0"]), (x, b["y1"])
+        else:  # up: from the top of the lower bar to the bottom of the upsampled part
+            x = sum(b["parts"]["up"]) / 2 if "up" in b["parts"] else (b["x0"] + b["x1"]) / 2
+            start, end = (x, a["y1"]), (x, b["y0"])
+        _, colour, style = UNET_ARROW_STYLES[kind]
+        ax.annotate("", xy=end, xytext=start,
+                    arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.8, linestyle=style, shrinkA=0, shrinkB=0, mutation_scale=9))
+        drawn[kind] += 1
+
+    handles = [Line2D([0], [0], color=UNET_ARROW_STYLES[k][1], ls=UNET_ARROW_STYLES[k][2], lw=2, marker=">", markersize=5,
+                      label=UNET_ARROW_STYLES[k][0]) for k in ARROW_KINDS if drawn[k]]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    ax.set_xlim(min(bx["x0"] for bx in boxes) - 1.3, max(bx["x1"] for bx in boxes) + 0.5)
+    ax.set_ylim(min(bx["y0"] for bx in boxes) - 0.4, max(bx["y1"] for bx in boxes) + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return drawn

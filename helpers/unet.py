@@ -132,6 +132,88 @@ class UNet(nn.Module):
         return self.feature_maps(x)["scores"]
 
 
+#: The arrow kinds of the U-Net figure, in the order of its legend.
+ARROW_KINDS = ("conv", "pool", "up", "copy", "head")
+
+
+def unet_diagram(model: UNet, height: int = 32, width: int | None = None) -> dict:
+    """The bars and arrows of a U-Net figure, read from `model` by one forward pass with hooks.
+
+    Nothing is typed by hand: every bar is a feature map the model computes for a
+    `[1, in_channels, height, width]` input, and every arrow is a layer it runs.
+    Returns a dict with
+
+    - `bars`: a list of dicts, one per feature map in the order computed, each with `channels`,
+      `height`, `width`, `level` (0 = full resolution, +1 per pooling), `column` (horizontal
+      position: it advances with each horizontal arrow, so down and up arrows are vertical) and
+      `parts`: `[(channels, "up"), (channels, "copy")]` for a concatenation, else `[(channels, kind)]`;
+    - `arrows`: a list of `(kind, from_bar, to_bar)` with `kind` in `ARROW_KINDS`: "conv" (3x3
+      convolution, batch norm, ReLU), "pool" (max-pool), "up" (transposed convolution), "copy"
+      (copy, crop and concatenate) and "head" (the final 1x1 convolution).
+    """
+    width = height if width is None else width
+    events: list[tuple] = []
+    hooks = []
+
+    def record(kind):
+        def hook(module, inputs, output):
+            events.append((kind, tuple(output.shape[1:])))
+        return hook
+
+    def record_concat(module, inputs):
+        events.append(("concat", tuple(inputs[0].shape[1:])))
+
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            hooks.append(module.register_forward_hook(record("conv")))
+        elif isinstance(module, nn.MaxPool2d):
+            hooks.append(module.register_forward_hook(record("pool")))
+        elif isinstance(module, nn.ConvTranspose2d):
+            hooks.append(module.register_forward_hook(record("up")))
+    for block in model.up:
+        hooks.append(block.conv.register_forward_pre_hook(record_concat))
+    hooks.append(model.head.register_forward_hook(record("head")))
+    in_channels = model.down[0][0].in_channels
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, height, width, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+
+    bars = [dict(channels=in_channels, height=height, width=width, level=0, column=0, parts=[(in_channels, "input")])]
+    arrows: list[tuple[str, int, int]] = []
+    skip_stack: list[int] = []
+
+    def add(kind, shape, level, column, parts=None):
+        bars.append(dict(channels=shape[0], height=shape[1], width=shape[2], level=level, column=column,
+                         parts=parts or [(shape[0], kind)]))
+        arrows.append((kind, len(bars) - 2, len(bars) - 1))
+        return len(bars) - 1
+
+    for kind, shape in events:
+        last = bars[-1]
+        if kind in ("conv", "head"):
+            add(kind, shape, last["level"], last["column"] + 1)
+        elif kind == "pool":
+            skip_stack.append(len(bars) - 1)
+            add(kind, shape, last["level"] + 1, last["column"])
+        elif kind == "up":
+            add(kind, shape, last["level"] - 1, last["column"])
+        elif kind == "concat":
+            up_bar = bars[-1]
+            skip = skip_stack.pop()
+            extra = shape[0] - up_bar["channels"]
+            if extra > 0:  # a skip connection: the bar becomes the upsampled part and the copied part
+                up_bar["parts"] = [(up_bar["channels"], "up"), (extra, "copy")]
+                up_bar["channels"] = shape[0]
+                arrows.append(("copy", skip, len(bars) - 1))
+    return {"bars": bars, "arrows": arrows}
+
+
 def parameters_by_module_type(model: nn.Module) -> "OrderedDict[str, int]":
     """Number of learned parameters held directly by each kind of layer (e.g. "Conv2d": 12345).
 

@@ -78,3 +78,52 @@ def test_only_convolutions_and_norms_learn():
     assert sum(counts.values()) == sum(p.numel() for p in UNet(3, 4, base_channels=8, depth=3).parameters())
     # three 2x2 transposed convolutions 64->32, 32->16, 16->8 (weights and biases)
     assert counts["ConvTranspose2d"] == sum(c * (c // 2) * 4 + c // 2 for c in (64, 32, 16))
+
+
+@pytest.mark.parametrize("skips", [True, False])
+def test_the_diagram_is_read_from_the_model(skips):
+    from helpers.unet import unet_diagram
+
+    model = UNet(3, 5, base_channels=4, depth=2, skips=skips).train()
+    diagram = unet_diagram(model, 16, 24)
+    assert model.training  # the forward pass in eval mode leaves the mode as it was
+    bars, arrows = diagram["bars"], diagram["arrows"]
+    kinds = [kind for kind, _, _ in arrows]
+    assert {k: kinds.count(k) for k in ("conv", "pool", "up", "copy", "head")} == {
+        "conv": 4 * 2 + 2, "pool": 2, "up": 2, "copy": 2 if skips else 0, "head": 1}
+    with torch.no_grad():
+        maps = model.eval().feature_maps(torch.zeros(1, 3, 16, 24))
+    # the bar before each pool is the encoder's output at that depth; the last bar is the scores
+    before_pool = [bars[i] for kind, i, _ in arrows if kind == "pool"]
+    for bar, name in zip(before_pool, ("down1", "down2")):
+        assert (bar["channels"], bar["height"], bar["width"]) == tuple(maps[name].shape[1:])
+    assert (bars[-1]["channels"], bars[-1]["height"], bars[-1]["width"]) == (5, 16, 24)
+    assert [b["level"] for b in bars if b["height"] == 4] and all(b["level"] == 2 for b in bars if b["height"] == 4)
+    for kind, i, j in arrows:
+        if kind == "copy":  # from the encoder's map to the decoder's bar of the same level and size
+            assert bars[i]["level"] == bars[j]["level"] and bars[j]["parts"][1] == (bars[i]["channels"], "copy")
+            assert bars[j]["channels"] == sum(c for c, _ in bars[j]["parts"])
+        if kind in ("conv", "head", "copy"):
+            assert bars[j]["column"] > bars[i]["column"]
+        else:  # pool and up arrows are vertical
+            assert bars[j]["column"] == bars[i]["column"] and abs(bars[j]["level"] - bars[i]["level"]) == 1
+    concat_channels = [b["channels"] for b in bars if len(b["parts"]) == 2]
+    assert concat_channels == ([block.conv[0].in_channels for block in model.up] if skips else [])
+
+
+def test_draw_unet_draws_every_arrow_with_a_legend():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plot import draw_unet
+
+    fig, ax = plt.subplots()
+    drawn = draw_unet(ax, UNet(3, 4, base_channels=8, depth=3))
+    assert drawn == {"conv": 14, "pool": 3, "up": 3, "copy": 3, "head": 1}
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["conv 3x3, batch norm, ReLU", "max pool 2x2", "up-conv 2x2", "copy and crop", "conv 1x1"]
+    texts = {t.get_text() for t in ax.texts}
+    assert {"8", "64", "8+8", "32x32", "4x4"} <= texts
+    plt.close(fig)
