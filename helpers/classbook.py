@@ -39,7 +39,7 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -921,10 +921,16 @@ def feedback_html(student: str, rows, points, meta: Mapping | None = None) -> st
 # --------------------------------------------------------------------------------------------
 
 
+VERSION_ENV = "SEEING_NETWORKS_COURSE_VERSION"  # set where git cannot say (an image built from a checkout)
+
+
 def course_version(root: str | Path | None = None) -> str:
-    """The course's version: "git:<commit>" (with "+changes" when helpers/ differs from it) of the checkout
-    `root` (default: the folder above helpers/), else "seeing-networks <version>" of the installed package,
-    else "unknown"."""
+    """The course's version: ``$SEEING_NETWORKS_COURSE_VERSION`` when set (e.g. baked into a container
+    image at build time), else "git:<commit>" (with "+changes" when helpers/ differs from it) of the
+    checkout `root` (default: the folder above helpers/), else "seeing-networks <version>" of the
+    installed package, else "unknown"."""
+    if os.environ.get(VERSION_ENV, "").strip():
+        return os.environ[VERSION_ENV].strip()
     root = Path(ROOT if root is None else root).resolve()
     try:
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=10)

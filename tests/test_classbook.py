@@ -463,7 +463,8 @@ def test_feedback_page(tmp_path):
     assert png.exists() and png.stat().st_size > 10_000
 
 
-def test_course_meta():
+def test_course_meta(monkeypatch):
+    monkeypatch.delenv(cb.VERSION_ENV, raising=False)
     meta = cb.course_meta(900, when=datetime(2026, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))))
     assert meta["timeout_s"] == 900 and meta["date"] == "2026-05-01T12:00:00+00:00"
     if (ROOT / ".git").exists() and shutil.which("git"):
@@ -471,6 +472,8 @@ def test_course_meta():
         assert meta["course_version"].startswith(f"git:{head}")
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         cb.course_meta(0)
+    monkeypatch.setenv(cb.VERSION_ENV, "git:feedbeef (image 2026-05)")
+    assert cb.course_meta(None)["course_version"] == "git:feedbeef (image 2026-05)"
 
 
 def test_course_points_come_from_the_registered_exercises():
