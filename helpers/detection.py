@@ -282,8 +282,14 @@ def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | No
 
 
 def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, label: str | None = None,
-                  envelope: bool = True, colour=None) -> None:
-    """Plot a precision/recall curve (a step per detection, best score first) and, dashed, its envelope."""
+                  envelope: bool = True, colour=None, fill: bool = False, envelope_colour=None) -> None:
+    """Plot a precision/recall curve (a step per detection, best score first) and, dashed, its envelope.
+
+    The envelope is drawn so that the area under it is exactly the all-point AP: on each stretch of
+    recall (recall[k-1], recall[k]] it holds the best precision reached at rank k or later. `fill`
+    shades that area. Labelled lines appear in the legend ("envelope" is named after `label`).
+    `envelope_colour` defaults to the curve's colour; a contrasting one shows where the two coincide.
+    """
     from helpers.metrics import precision_envelope, precision_recall_curve
 
     precision, recall = precision_recall_curve(scores, is_tp, num_gt)
@@ -291,8 +297,13 @@ def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, la
     precision = torch.cat([precision[:1], precision]) if len(precision) else torch.ones(1, dtype=recall.dtype)
     (line,) = ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", label=label, color=colour, lw=1.2)
     if envelope:
-        ax.plot(recall.numpy(), precision_envelope(precision).numpy(), drawstyle="steps-post", ls="--",
-                color=line.get_color(), lw=1.0, alpha=0.8)
+        best = precision_envelope(precision).numpy()
+        name = f"{label}: envelope" if label else "envelope"
+        ax.plot(recall.numpy(), best, drawstyle="steps-pre", ls="--", color=envelope_colour or line.get_color(), lw=1.6,
+                label=name, zorder=3)
+        if fill:
+            ax.fill_between(recall.numpy(), best, step="pre", color=line.get_color(), alpha=0.15,
+                            label="area under the envelope")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("recall")
@@ -356,3 +367,103 @@ def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_th
     for flags, colour, style in ((is_tp, "#2ecc40", "-"), (~is_tp, "#ff4136", ":")):
         draw_boxes(ax, prediction["boxes"][flags], colour=colour, linestyle=style, scores=prediction["scores"][flags])
     return is_tp
+
+
+# --------------------------------------------------------------------------------------------
+# Error analysis
+# --------------------------------------------------------------------------------------------
+
+#: What can go wrong with one true object, and with one kept detection (see `detection_errors`).
+MISS_KINDS = ("wrong class", "low score", "loose box", "not found")
+FALSE_POSITIVE_KINDS = ("duplicate", "wrong class", "loose box", "background")
+
+
+def detection_errors(predictions: list, targets: list, score_threshold: float = 0.5, iou_threshold: float = 0.5,
+                     loose_iou: float = 0.1) -> dict:
+    """Sort every error of a detector, kept at `score_threshold`, into kinds.
+
+    Detections scoring at least `score_threshold` are kept and matched to the ground truth class by
+    class with `helpers.metrics.match_detections` at `iou_threshold`. Then:
+
+    - each true object left unmatched (a *miss*) is, in this order of precedence, `"wrong class"` (a
+      kept detection of another class covers it with IoU >= iou_threshold), `"low score"` (a
+      detection of its class covers it but scored below the threshold), `"loose box"` (a kept
+      detection of its class overlaps it with loose_iou <= IoU < iou_threshold) or `"not found"`;
+    - each kept detection left unmatched (a *false positive*) is `"duplicate"` (its class's object
+      was already taken), `"wrong class"`, `"loose box"` or `"background"` (IoU < loose_iou with
+      every object).
+
+    For each error it also records whether the object concerned (for a false positive: the object
+    it overlaps most, if any) *overlaps* another object's box, and its box area in pixels.
+
+    Returns a dict: `misses`, `false_positives` (int64 `[n_images]`, per image), and `errors`, a list
+    of dicts `{"image", "kind" ("miss" or "false positive"), "why", "overlapping", "area"}`.
+    """
+    from helpers.metrics import match_detections
+
+    if len(predictions) != len(targets):
+        raise ValueError(f"predictions and targets must have the same length, got {len(predictions)} and {len(targets)}")
+    misses = torch.zeros(len(targets), dtype=torch.int64)
+    false_positives = torch.zeros(len(targets), dtype=torch.int64)
+    errors = []
+    for k, (pred, target) in enumerate(zip(predictions, targets)):
+        gt_boxes, gt_labels = target["boxes"].float(), target["labels"]
+        kept = pred["scores"] >= score_threshold
+        boxes, labels, scores = pred["boxes"].float(), pred["labels"], pred["scores"]
+        is_tp = torch.zeros(len(scores), dtype=torch.bool)
+        found = torch.zeros(len(gt_labels), dtype=torch.bool)
+        for c in labels[kept].unique().tolist():
+            mine = (kept & (labels == c)).nonzero().flatten()
+            theirs = (gt_labels == c).nonzero().flatten()
+            flags = match_detections(boxes[mine], scores[mine], gt_boxes[theirs], iou_threshold)
+            is_tp[mine] = flags
+            if len(theirs) and bool(flags.any()):
+                # which objects were taken: re-run the greedy rule to see who took what
+                iou = _iou(boxes[mine], gt_boxes[theirs])
+                taken = torch.zeros(len(theirs), dtype=torch.bool)
+                for i in torch.sort(scores[mine], descending=True, stable=True).indices.tolist():
+                    free = torch.where(taken, torch.full_like(iou[i], -1.0), iou[i])
+                    if float(free.max()) >= iou_threshold:
+                        j = int(len(free) - 1 - free.flip(0).argmax())
+                        taken[j] = True
+                found[theirs] = taken
+        iou = _iou(boxes, gt_boxes)  # [detections, objects]
+        gt_overlap = _iou(gt_boxes, gt_boxes) > 0
+        overlapping = (gt_overlap.sum(1) > 1) if len(gt_labels) else torch.zeros(0, dtype=torch.bool)
+        area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
+        same = labels[:, None] == gt_labels[None, :]
+        for j in (~found).nonzero().flatten().tolist():
+            if bool((kept & ~same[:, j] & (iou[:, j] >= iou_threshold)).any()):
+                why = "wrong class"
+            elif bool((~kept & same[:, j] & (iou[:, j] >= iou_threshold)).any()):
+                why = "low score"
+            elif bool((kept & same[:, j] & (iou[:, j] >= loose_iou)).any()):
+                why = "loose box"
+            else:
+                why = "not found"
+            errors.append({"image": k, "kind": "miss", "why": why, "overlapping": bool(overlapping[j]), "area": float(area[j])})
+            misses[k] += 1
+        for i in (kept & ~is_tp).nonzero().flatten().tolist():
+            if len(gt_labels) == 0 or float(iou[i].max()) < loose_iou:
+                errors.append({"image": k, "kind": "false positive", "why": "background", "overlapping": False, "area": float("nan")})
+            else:
+                j = int(iou[i].argmax())
+                same_ok = same[i] & (iou[i] >= iou_threshold)
+                if bool(same_ok.any()):
+                    why, j = "duplicate", int(torch.where(same_ok, iou[i], torch.zeros_like(iou[i])).argmax())
+                elif bool((~same[i] & (iou[i] >= iou_threshold)).any()):
+                    why = "wrong class"
+                else:
+                    why = "loose box"
+                errors.append({"image": k, "kind": "false positive", "why": why, "overlapping": bool(overlapping[j]),
+                               "area": float(area[j])})
+            false_positives[k] += 1
+    return {"misses": misses, "false_positives": false_positives, "errors": errors}
+
+
+def _iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    from helpers.boxes import box_iou
+
+    if len(boxes1) == 0 or len(boxes2) == 0:
+        return torch.zeros(len(boxes1), len(boxes2))
+    return box_iou(boxes1.float(), boxes2.float())

@@ -21,8 +21,8 @@ class SmallConvNet(nn.Module):
 
     - `forward(x)` returns class logits `[B, num_classes]` and, when `box_head=True`, also boxes
       `[B, 4]` as xyxy fractions of the image side in [0, 1] (multiply by the side for pixels).
-    - The class head averages the final feature map over space; the box head flattens it, since
-      *where* something is must survive to the output.
+    - The class head takes the maximum of the final feature map over space (a global max); the box
+      head flattens it, since *where* something is must survive to the output.
     """
 
     def __init__(self, num_classes: int = 3, image_size: int = 64, widths=(16, 32, 64, 64), box_head: bool = False):

@@ -142,3 +142,53 @@ def test_drawings_run(scenes):
     D.draw_pr_curve(axes[3], preds[0]["scores"], flags, len(targets[0]["boxes"]), label="x")
     assert len(axes[0].patches) >= len(targets[0]["boxes"])
     plt.close(fig)
+
+
+def test_pr_curve_envelope_encloses_the_all_point_ap(scenes):
+    from helpers.metrics import average_precision
+
+    _, targets = scenes
+    preds = D.simulated_detections(targets, seed=2)
+    scores = torch.cat([p["scores"] for p in preds])
+    is_tp = torch.rand(len(scores), generator=torch.Generator().manual_seed(0)) < 0.6
+    num_gt = int(is_tp.sum()) + 3
+    fig, ax = plt.subplots()
+    D.draw_pr_curve(ax, scores, is_tp, num_gt, label="x", fill=True, envelope_colour="black")
+    raw, envelope = ax.lines[0], ax.lines[1]
+    assert envelope.get_label() == "x: envelope" and envelope.get_drawstyle() == "steps-pre"
+    recall, best = envelope.get_xdata(), envelope.get_ydata()
+    area = sum((recall[k] - recall[k - 1]) * best[k] for k in range(1, len(recall)))  # steps-pre: the value on the left
+    assert area == pytest.approx(average_precision(scores, is_tp, num_gt, "voc"))
+    assert raw.get_label() == "x" and len(ax.collections) == 1  # the shaded area
+    plt.close(fig)
+
+
+def _box(*rows):
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)
+
+
+def test_detection_errors_sorts_each_kind():
+    target = {"boxes": _box([0, 0, 10, 10], [8, 0, 18, 10], [40, 40, 50, 50], [20, 20, 30, 30]),
+              "labels": torch.tensor([1, 2, 3, 1])}
+    pred = {
+        "boxes": _box([0, 0, 10, 10],      # TP on object 0
+                      [0, 0, 10, 11],      # duplicate on object 0
+                      [8, 0, 18, 10],      # wrong class on object 1 (kept), object 1 missed: wrong class
+                      [40, 40, 50, 50],    # right box, low score: object 2 missed, "low score"
+                      [20, 20, 27, 27],    # loose box on object 3 (IoU 0.49): false positive, object 3 missed
+                      [55, 55, 60, 60]),   # background
+        "scores": torch.tensor([0.9, 0.8, 0.9, 0.3, 0.7, 0.6]),
+        "labels": torch.tensor([1, 1, 3, 3, 1, 2]),
+    }
+    found = D.detection_errors([pred], [target])
+    kinds = sorted((e["kind"], e["why"]) for e in found["errors"])
+    assert kinds == sorted([("false positive", "duplicate"), ("false positive", "wrong class"), ("miss", "wrong class"),
+                            ("miss", "low score"), ("false positive", "loose box"), ("miss", "loose box"),
+                            ("false positive", "background")])
+    assert found["misses"].tolist() == [3] and found["false_positives"].tolist() == [4]
+    overlapping = {(e["kind"], e["why"]): e["overlapping"] for e in found["errors"]}
+    assert overlapping[("miss", "wrong class")] and not overlapping[("miss", "low score")]
+    perfect = {"boxes": target["boxes"], "scores": torch.ones(4), "labels": target["labels"]}
+    assert D.detection_errors([perfect], [target])["errors"] == []
+    with pytest.raises(ValueError, match="same length"):
+        D.detection_errors([perfect], [])

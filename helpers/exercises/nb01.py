@@ -1,10 +1,12 @@
 """Exercises of notebook 01: the four vision tasks and the joint localisation loss."""
 
+from functools import partial
+
 import torch
 
 from helpers.boxes import paired_box_iou
 from helpers.data import ShapesScenes, semantic_from_instances as _semantic
-from helpers.exercises.core import Case, FunctionExercise
+from helpers.exercises.core import Case, FunctionExercise, compare_tensors
 from helpers.models import joint_localisation_loss
 
 NOTEBOOK = "01_vision_tasks"
@@ -27,6 +29,7 @@ semantic_from_instances = FunctionExercise(
     name="semantic_from_instances",
     reference=_semantic,
     cases=_scene_cases,
+    compare=partial(compare_tensors, exact_dtype=True),  # the text asks for int64
     hidden_cases=_hidden_scene_cases,
     hint="Start from torch.zeros(H, W, dtype=torch.int64). For each instance k, set the pixels where "
     "masks[k] is 1 to labels[k] (boolean indexing: semantic[masks[k].bool()] = labels[k]).",

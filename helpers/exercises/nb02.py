@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from helpers import boxes, metrics
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise, compare_scalars
 
 NOTEBOOK = "02_iou_ap_map"
 
@@ -60,38 +62,28 @@ def box_iou(boxes1, boxes2):
 
 
 # --------------------------------------------------------------------------------------------
-# 2. Problem 1: which detections are true positives at IoU 0.5?
+# 2. Problem 1: the AP when the two true positives are ranked last
 # --------------------------------------------------------------------------------------------
 
-
-def _compare_letters(expected: set, got) -> str | None:
-    """Accept a set, list, tuple or string of detection letters, in any order and case."""
-    if isinstance(got, str):
-        letters = [c for c in got.upper() if not c.isspace() and c not in ",;"]
-    elif isinstance(got, (set, frozenset, list, tuple)):
-        if not all(isinstance(x, str) for x in got):
-            return "expected letters such as {'A', 'B'}, got a collection holding something other than strings"
-        letters = [x.strip().upper() for x in got]
-    else:
-        return f"expected a set of letters such as {{'A', 'B'}}, got {describe(got)}"
-    unknown = sorted(set(letters) - set(PROBLEM1_IOU))
-    if unknown:
-        return f"{unknown} are not detections of Problem 1 (they are named A to F)"
-    if set(letters) == expected:
-        return None
-    if set(letters) < expected:
-        return "some true positives are missing"
-    return "that set includes a detection whose IoU is below the threshold"
+#: The ranking the exercise asks about: C and E (the true positives at IoU 0.5) in places 5 and 6.
+PROBLEM1_WORST_RANKING = ("A", "B", "D", "F", "C", "E")
 
 
-problem1_true_positives = ValueExercise(
+def _problem1_worst_ap() -> float:
+    flags = torch.tensor([PROBLEM1_IOU[k] >= 0.5 for k in PROBLEM1_WORST_RANKING])
+    return metrics.average_precision(-torch.arange(6.0), flags, len(PROBLEM1_IOU), "voc")
+
+
+problem1_ap_worst = ValueExercise(
     notebook=NOTEBOOK,
-    name="problem1_true_positives",
-    expected={k for k, v in PROBLEM1_IOU.items() if v >= 0.5},
-    compare=_compare_letters,
-    hint="A detection is a true positive when its IoU with its ground-truth box reaches the threshold, 0.5.",
+    name="problem1_ap_worst",
+    expected=_problem1_worst_ap(),
+    compare=partial(compare_scalars, atol=2e-3, rtol=0.0),
+    hint="Only ranks where recall grows contribute: ranks 5 and 6, each adding 1/6 of recall. Write down the "
+         "precision at ranks 5 and 6, then replace each by the envelope (the best precision at that rank or any "
+         "later one) before multiplying by the recall step.",
     solution='''
-problem1_true_positives = {"C", "E"}
+problem1_ap_worst = (2 / 6) * (1 / 6) + (2 / 6) * (1 / 6)  # the envelope at rank 5 is the precision at rank 6
 ''',
 )
 
@@ -110,6 +102,11 @@ def _match_cases():
         Case("the same scene with scores not in order", (pred, torch.tensor([0.3, 0.8, 0.95, 0.6, 0.5]), gt, 0.5)),
         Case("the same scene at threshold 0.8", (pred, torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5]), gt, 0.8)),
         Case("an image without ground truth", (pred[:2], torch.tensor([0.9, 0.4]), torch.zeros(0, 4), 0.5)),
+        # the second detection overlaps the taken box most, but the free box enough: a true positive here,
+        # a false positive under PASCAL VOC's rule (best box overall, even if taken)
+        Case("two overlapping true boxes, the second detection's favourite already taken",
+             (_boxes([[0, 0, 10, 10], [0.5, 0, 10.5, 10]]), torch.tensor([0.9, 0.8]),
+              _boxes([[0, 0, 10, 10], [2, 0, 12, 10]]), 0.5)),
     ]
 
 
@@ -150,6 +147,15 @@ def _precision_recall_reference(is_tp, num_gt):
     return precision, recall
 
 
+def _hidden_ranked_cases(generator: torch.Generator) -> list[Case]:
+    cases = []
+    for n in (6, 11):
+        is_tp = torch.rand(n, generator=generator) < 0.5
+        num_gt = int(is_tp.sum()) + int(torch.randint(1, 4, (), generator=generator))
+        cases.append(Case(f"{n} ranked detections of {num_gt} objects", (is_tp, num_gt)))
+    return cases
+
+
 def _ranked_cases():
     return [
         Case("Problem 1 with C and E ranked first (6 objects)", (torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool), 6)),
@@ -164,6 +170,7 @@ precision_recall = FunctionExercise(
     name="precision_recall",
     reference=_precision_recall_reference,
     cases=_ranked_cases,
+    hidden_cases=_hidden_ranked_cases,
     hint="torch.cumsum of the flags (as floats) counts the true positives among the first k+1 detections. "
          "Precision divides that count by k+1 (torch.arange(1, N + 1)); recall divides it by num_gt.",
     solution='''
@@ -190,6 +197,7 @@ all_point_ap = FunctionExercise(
     name="all_point_ap",
     reference=_voc_ap_reference,
     cases=_ranked_cases,
+    hidden_cases=_hidden_ranked_cases,
     hint="Compute precision and recall as in the previous exercise. Replace each precision by the largest precision at the same rank or "
          "later (flip, torch.cummax, flip). Then add up envelope[k] * (recall[k] - recall[k-1]) with recall[-1] = 0: "
          "only ranks where recall grows contribute.",

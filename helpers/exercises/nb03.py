@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torchvision
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from helpers import boxes
-from helpers.exercises.core import Case, FunctionExercise
+from helpers.exercises.core import Case, FunctionExercise, compare_tensors
 
 NOTEBOOK = "03_faster_rcnn"
 
@@ -63,6 +65,7 @@ make_anchors = FunctionExercise(
     name="make_anchors",
     reference=reference_anchors,
     cases=_anchor_cases,
+    compare=partial(compare_tensors, exact_dtype=True),  # the text asks for float32, as torchvision makes them
     hidden_cases=_hidden_anchor_cases,
     hint="First the A = len(ratios) * len(sizes) base anchors centred on (0, 0): for ratio r = height / width and "
          "size s, height = s * sqrt(r), width = s / sqrt(r) (area s**2); ratios vary slowest; round the corners "
@@ -186,6 +189,7 @@ nms = FunctionExercise(
     name="nms",
     reference=torchvision.ops.nms,
     cases=_nms_cases,
+    compare=partial(compare_tensors, exact_dtype=True),  # the text asks for int64 indices
     hidden_cases=_hidden_nms_cases,
     hint="Compute the IoU matrix once. Visit boxes from the highest score down; skip a box already suppressed; "
          "otherwise keep it and suppress every box whose IoU with it is above the threshold. Return the kept "

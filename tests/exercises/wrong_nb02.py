@@ -47,6 +47,20 @@ def match_in_input_order(pred_boxes, pred_scores, gt_boxes, iou_threshold):
     return is_tp
 
 
+def match_voc_style(pred_boxes, pred_scores, gt_boxes, iou_threshold):
+    iou = torchvision.ops.box_iou(pred_boxes, gt_boxes)
+    taken = torch.zeros(len(gt_boxes), dtype=torch.bool)
+    is_tp = torch.zeros(len(pred_boxes), dtype=torch.bool)
+    for i in torch.argsort(pred_scores, descending=True).tolist():
+        if iou.shape[1] == 0:
+            break
+        best = int(iou[i].argmax())  # PASCAL VOC: the best box overall, even if it is taken
+        if iou[i, best] >= iou_threshold and not taken[best]:
+            taken[best] = True
+            is_tp[i] = True
+    return is_tp
+
+
 def match_flags_in_score_order(pred_boxes, pred_scores, gt_boxes, iou_threshold):
     order = torch.argsort(pred_scores, descending=True)
     iou = torchvision.ops.box_iou(pred_boxes[order], gt_boxes)
@@ -64,6 +78,11 @@ def pr_recall_over_detections(is_tp, num_gt):
     tp = torch.cumsum(is_tp.float(), 0)
     rank = torch.arange(1, len(is_tp) + 1)
     return tp / rank, tp / len(is_tp)
+
+
+def pr_as_list(is_tp, num_gt):
+    tp = torch.cumsum(is_tp.float(), 0)
+    return [tp / torch.arange(1, len(is_tp) + 1), tp / num_gt]  # a list where a tuple is asked for
 
 
 def pr_swapped(is_tp, num_gt):
@@ -102,8 +121,9 @@ def ap_eleven_point(is_tp, num_gt):
 
 WRONG = {
     "box_iou": [iou_union_without_overlap, iou_without_clamp, iou_paired_only],
-    "problem1_true_positives": [{"E"}, {"C", "E", "F"}, "ABCDEF", ["C"]],
-    "match_detections": [match_without_taking, match_in_input_order, match_flags_in_score_order],
-    "precision_recall": [pr_recall_over_detections, pr_swapped, pr_not_cumulative],
+    # the handout's 1/3; without the envelope (1/5 * 1/6 + 2/6 * 1/6); the 11-point AP; the last rank only
+    "problem1_ap_worst": [1 / 3, 1 / 30 + 1 / 18, 4 / 33, 1 / 18],
+    "match_detections": [match_without_taking, match_in_input_order, match_flags_in_score_order, match_voc_style],
+    "precision_recall": [pr_recall_over_detections, pr_swapped, pr_not_cumulative, pr_as_list],
     "all_point_ap": [ap_without_envelope, ap_final_precision, ap_eleven_point],
 }

@@ -46,6 +46,10 @@ def anchors_not_rounded(sizes, aspect_ratios, feature_size, stride):
     return _grid(_base(sizes, aspect_ratios, rounded=False), feature_size, stride)
 
 
+def anchors_float64(sizes, aspect_ratios, feature_size, stride):
+    return _grid(_base(sizes, aspect_ratios), feature_size, stride).double()  # right values, float64 not float32
+
+
 def anchors_only_base(sizes, aspect_ratios, feature_size, stride):
     return _base(sizes, aspect_ratios)
 
@@ -119,6 +123,10 @@ def nms_suppress_any_overlap(boxes, scores, iou_threshold):
     return torchvision.ops.nms(boxes, scores, 0.0)
 
 
+def nms_int32(boxes, scores, iou_threshold):
+    return torchvision.ops.nms(boxes, scores, iou_threshold).int()  # right indices, int32 not int64
+
+
 def nms_mask(boxes, scores, iou_threshold):
     mask = torch.zeros(len(boxes), dtype=torch.bool)
     mask[torchvision.ops.nms(boxes, scores, iou_threshold)] = True
@@ -126,8 +134,8 @@ def nms_mask(boxes, scores, iou_threshold):
 
 
 WRONG = {
-    "make_anchors": [anchors_ratio_swapped, anchors_at_cell_centres, anchors_sizes_slowest, anchors_not_rounded, anchors_only_base],
+    "make_anchors": [anchors_ratio_swapped, anchors_at_cell_centres, anchors_sizes_slowest, anchors_not_rounded, anchors_only_base, anchors_float64],
     "encode_boxes": [encode_without_weights, encode_without_log, encode_unnormalised_shift],
     "decode_boxes": [decode_ignoring_weights, decode_without_exp, decode_returns_centres],
-    "nms": [nms_input_order, nms_sorted_indices, nms_suppress_any_overlap, nms_mask],
+    "nms": [nms_input_order, nms_sorted_indices, nms_suppress_any_overlap, nms_mask, nms_int32],
 }
