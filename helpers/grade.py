@@ -551,7 +551,7 @@ def why_not_recorded(name: str, run: Run, labels: list[str], timeout: float, lim
         cell = run.cells.get(number, {})
         end, where = cell.get("end"), labels[number] if number < len(labels) else f"cell {number + 1}"
         if end and end.get("died"):
-            return "kernel died", f"the kernel died in {where}"
+            return "kernel died", f"the kernel died in {where} (noticed after {end.get('duration', 0):.1f} s)"
         if timed_out and number == timed_out[0]:
             return "timed out", f"{where} ran past the per-cell timeout of {timeout:g} s"
         if "start" in cell and end is None:

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB = "00_start_here"
 STUDENT = ROOT / "notebooks" / f"{NB}.ipynb"
 SOLUTION = ROOT / "notebooks" / "solutions" / f"{NB}.ipynb"
-TIMEOUT = 25  # seconds per cell: far above what notebook 00's cells need
+TIMEOUT = 40  # seconds per cell: far above what notebook 00's cells need, even on a busy machine
 NOTEBOOK_TIMEOUT = 90
 MARKER = f"seeing-networks-left-behind-{uuid.uuid4().hex}"
 GRAY = "def to_grayscale(image):\n    return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]"
@@ -315,8 +316,11 @@ def test_os_exit_is_reported_at_once_as_a_dead_kernel_in_its_cell(graded):
     rows = of(graded, "harm_exit")
     assert rows["to_grayscale"]["status"] == "passed"
     assert rows["values_per_image"]["status"] == "kernel died", rows
-    took = re_seconds(graded, "harm_exit")
-    assert took < TIMEOUT, f"the dead kernel was noticed only after {took} s"
+    exit_cell = [c.cell_type for c in submissions_cache(graded, "harm_exit").cells[: check_cell(student(), "to_grayscale") + 2]].count("code")
+    detail = rows["values_per_image"]["detail"]
+    assert f"in cell {exit_cell} " in detail, detail
+    took = float(re.search(r"noticed after ([\d.]+) s", detail).group(1))
+    assert took < 5, f"the dead kernel was noticed only after {took} s (the per-cell timeout is {TIMEOUT} s)"
 
 
 def test_no_process_outlives_grading(graded):
@@ -329,13 +333,6 @@ def test_no_process_outlives_grading(graded):
 
 def submissions_cache(graded, name: str):
     return nbformat.read(graded["subs"] / name / f"{NB}.ipynb", as_version=4)
-
-
-def re_seconds(graded, name: str) -> float:
-    import re
-
-    line = next(l for l in graded["text"].splitlines() if l.startswith(f"| **{name}** |"))
-    return float(re.search(r" in (\d+) s", line).group(1))
 
 
 def processes_with(marker: str) -> list[int]:
