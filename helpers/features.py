@@ -347,7 +347,8 @@ def load_googlenet(device="cpu", quiet: bool = False) -> FeatureNetwork | None:
     if state is None:
         if not quiet:
             print("No pretrained weights here, so DeepDream uses a small CNN trained below on ShapesScenes: "
-                  "it dreams of squares, discs and triangles instead of the dogs and eyes of ImageNet.")
+                  "having learned only what tells flat squares, discs and triangles apart, it dreams in edges and "
+                  "sharp colour contrasts, not the dogs and eyes of ImageNet.")
         return None
     note = "Using GoogLeNet with ImageNet weights, the original DeepDream network: expect eyes, dogs and pagodas."
     if not quiet:

@@ -96,3 +96,29 @@ def test_training_the_stand_in_runs_and_reports_accuracy():
     assert isinstance(net, features.FeatureNetwork) and not net.pretrained
     assert 0.0 <= accuracy <= 1.0
     assert not any(p.requires_grad for p in net.model.parameters())
+
+
+def _notebook_loop():
+    """The `deepdream_loop` the solution notebook shows, defined from its cell's source."""
+    import nbformat
+    import torch.nn.functional as F
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "solutions" / "06_deepdream.ipynb"
+    sources = [c.source for c in nbformat.read(path, as_version=4).cells
+               if c.cell_type == "code" and c.source.startswith("def deepdream_loop(")]
+    assert len(sources) == 1, "notebook 06 should define deepdream_loop in exactly one cell"
+    namespace = {"torch": torch, "F": F, "dream": dream}
+    exec(compile(sources[0], "<06_deepdream: deepdream_loop>", "exec"), namespace)
+    return namespace["deepdream_loop"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, dict(num_octaves=3, octave_scale=1.3, steps=2, step_size=0.05, jitter=3, seed=5)])
+def test_the_loop_shown_in_notebook_06_is_dream_deepdream(kwargs):
+    loop = _notebook_loop()
+    net = _net()
+    image = torch.rand(3, 40, 44, generator=torch.Generator().manual_seed(1))
+    shown, shown_objectives = loop(net, image, "relu3", **kwargs)
+    course, course_objectives = dream.deepdream(net, image, "relu3", progress=False, **kwargs)
+    assert torch.equal(shown, course)
+    assert shown_objectives == course_objectives
