@@ -112,6 +112,7 @@ class Submission:
     detail: str = ""
     sha256: str = ""
     nb: object = field(default=None, repr=False)
+    entry: object = field(default=None, repr=False)  # the classbook.Entry it came from (LMS, name, time)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,24 +120,22 @@ class Submission:
 # --------------------------------------------------------------------------------------------
 
 
+def find_class(paths: list[str | Path]) -> tuple[list[Submission], list]:
+    """The notebooks to grade under `paths`, one per student and notebook, and the files they superseded.
+
+    Reads the layouts `helpers.classbook.discover` knows: a Canvas download (flat names), a Gradescope
+    export (`submission_metadata.yml`), or a folder per student. When a student handed in several
+    files for one notebook, the latest counts (`classbook.choose_latest`). Raises FileNotFoundError.
+    """
+    from helpers import classbook
+
+    chosen, superseded = classbook.choose_latest(classbook.discover(paths))
+    return [Submission(student=e.student, path=e.path, entry=e) for e in chosen], superseded
+
+
 def find_submissions(paths: list[str | Path]) -> list[Submission]:
-    """Every notebook under `paths` (files or folders), each with its student. Raises FileNotFoundError."""
-    found: dict[Path, Submission] = {}
-    for given in paths:
-        path = Path(given)
-        if not path.exists():
-            raise FileNotFoundError(f"paths must exist, got {str(given)!r}")
-        if path.is_file():
-            found.setdefault(path.resolve(), Submission(student=path.resolve().parent.name, path=path.resolve()))
-            continue
-        top = path.resolve()
-        for nb in sorted(top.rglob("*.ipynb")):
-            rel = nb.relative_to(top)
-            if any(part.startswith(".") for part in rel.parts):  # .ipynb_checkpoints and friends
-                continue
-            student = rel.parts[0] if len(rel.parts) > 1 else top.name
-            found.setdefault(nb, Submission(student=student, path=nb))
-    return list(found.values())
+    """Every notebook to grade under `paths` (files or folders), each with its student."""
+    return find_class(paths)[0]
 
 
 def known_notebooks() -> list[str]:
@@ -181,7 +180,8 @@ def read_submission(sub: Submission) -> Submission:
         for cell in nb.cells
         if isinstance(cell.get("metadata", {}).get("exercise"), dict)
     ]
-    sub.notebook = notebook_from_filename(sub.path) or (Counter(labels).most_common(1)[0][0] if labels else sub.path.stem)
+    named = getattr(sub.entry, "notebook", "") or notebook_from_filename(sub.path)
+    sub.notebook = named or (Counter(labels).most_common(1)[0][0] if labels else sub.path.stem)
     sub.nb = nb
     if not any(cell.get("cell_type") == "code" for cell in nb.cells):
         sub.problem, sub.detail = "empty notebook", "no code cells"
@@ -303,6 +303,20 @@ def _emit(config, record: dict) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
+MAX_OUTPUT_BYTES = 2_000_000  # per cell, in the executed notebook a student gets back
+
+
+def _capped(outputs: list) -> list:
+    """A cell's outputs as JSON-able dicts, or one line saying they were too large to keep."""
+    try:
+        text = json.dumps(outputs)
+    except (TypeError, ValueError):
+        return [{"output_type": "stream", "name": "stdout", "text": "(the outputs of this cell could not be kept)\n"}]
+    if len(text) > MAX_OUTPUT_BYTES:
+        return [{"output_type": "stream", "name": "stdout", "text": f"(outputs of {len(text)} bytes not kept)\n"}]
+    return json.loads(text)
+
+
 def _notice_dead_kernels() -> None:
     """Make nbval's wait for a cell's reply give up as soon as the kernel process is gone."""
     from queue import Empty
@@ -345,6 +359,7 @@ def pytest_runtest_makereport(item, call):
             item.config,
             {
                 "cell": int(item.cell_num), "event": "end", "outcome": report.outcome, "died": bool(died),
+                "outputs": _capped(list(getattr(item, "test_outputs", None) or [])),
                 "timed_out": bool(getattr(item.parent, "timed_out", False)), "duration": float(report.duration),
                 "ename": errors[-1].get("ename", "") if errors else (excinfo.typename if excinfo else ""),
                 "evalue": one_line(errors[-1].get("evalue", "") if errors else (str(excinfo.value) if excinfo else ""), 300),
@@ -367,6 +382,30 @@ class Run:
     summary: dict = field(default_factory=dict)  # the sandbox runner's last line
     log: str = ""
     seconds: float = 0.0
+
+
+def executed_notebook(prepared, labels: list[str], run: Run):
+    """The notebook as it ran, for the student: each code cell with its outputs, the grader's cells left out."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(prepared)
+    cells, number = [], 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        if not labels[number].startswith("cell "):  # a recording cell
+            number += 1
+            continue
+        ran = run.cells.get(number, {}).get("end")
+        cell.outputs = [nbformat.from_dict(o) for o in (ran or {}).get("outputs", []) if isinstance(o, dict) and "output_type" in o]
+        cell.execution_count = int(labels[number].split()[1]) if ran else None
+        cells.append(cell)
+        number += 1
+    nb.cells = cells
+    return nb
 
 
 def sandbox_env(folder: Path, threads: int) -> dict:
@@ -647,6 +686,17 @@ def check_sandbox_can_start(root: Path) -> None:
         )
 
 
+@dataclass
+class Outcome:
+    """Everything one grading run produced, for the outputs (tables, gradebooks, feedback)."""
+
+    results: list[Result]
+    seconds: dict[str, float]
+    superseded: list = field(default_factory=list)  # files a later one replaced (classbook.Entry)
+    executed: dict[str, object] = field(default_factory=dict)  # path -> the notebook as it ran
+    meta: dict = field(default_factory=dict)
+
+
 def grade(
     paths: list[str | Path],
     timeout: float = DEFAULT_TIMEOUT,
@@ -657,12 +707,45 @@ def grade(
     resume: bool = False,
     seed: int | None = None,
     exercise_modules: dict[str, str] | None = None,
+    shard: tuple[int, int] | None = None,
+    roster: list | None = None,
+    keep_executed: bool = False,
 ) -> tuple[list[Result], dict[str, float], int]:
     """Grade every notebook under `paths`; return (results, seconds per notebook path, 0).
 
-    Raises FileNotFoundError for a missing path, ValueError when no notebook is found or an argument
-    is out of range, PermissionError when the sandbox user cannot run this Python (root only).
+    See `grade_class` for the arguments; this is its short form.
     """
+    outcome = grade_class(**locals())
+    return outcome.results, outcome.seconds, 0
+
+
+def grade_class(
+    paths: list[str | Path],
+    timeout: float = DEFAULT_TIMEOUT,
+    workers: int | None = None,
+    out=sys.stdout,
+    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
+    results_file: str | Path | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    exercise_modules: dict[str, str] | None = None,
+    shard: tuple[int, int] | None = None,
+    roster: list | None = None,
+    keep_executed: bool = False,
+) -> Outcome:
+    """Grade every notebook under `paths` (one per student and notebook: the latest file).
+
+    `shard` (k, n) grades only slice k of n (`classbook.shard`); `roster` (classbook.Student list) adds
+    a "not submitted" row for each student with no notebook; `results_file` gets one JSON line per
+    notebook as it finishes, and with `resume` the notebooks already in it are not graded again;
+    `keep_executed` keeps each notebook as it ran (for feedback). Raises FileNotFoundError for a missing
+    path, ValueError when no notebook is found or an argument is out of range, PermissionError when
+    the sandbox user cannot run this Python (root only).
+    """
+    from tqdm.auto import tqdm
+
+    from helpers import classbook
+
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if not isinstance(notebook_timeout, (int, float)) or notebook_timeout <= 0:
@@ -671,19 +754,29 @@ def grade(
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if resume and results_file is None:
         raise ValueError("resume needs results_file, the file an earlier run wrote")
-    subs = [read_submission(s) for s in find_submissions(paths)]
-    if not subs:
+    found, superseded = find_class(paths)
+    if shard is not None:
+        found = [s for s in found if s.entry in classbook.shard([s.entry for s in found], *shard)]
+    if not found and not roster:
         raise ValueError(f"paths must hold at least one .ipynb notebook, got {[str(p) for p in paths]}")
+    subs = [read_submission(s) for s in found]
+    meta = classbook.course_meta(timeout)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     results_path = Path(results_file) if results_file else None
+    if results_path:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
     done = read_results(results_path) if resume and results_path else {}
     todo = [s for s in subs if (str(s.path), s.sha256) not in done]
-    workers = workers or max(1, min(os.cpu_count() or 1, len(todo) or 1))
+    distinct = list({str(s.path): s for s in todo}.values())  # a group's one file is graded once
+    workers = workers or max(1, min(os.cpu_count() or 1, len(distinct) or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    print(f"Grading {len(todo)} notebook(s) with {workers} worker(s), at most {timeout:g} s per cell and "
-          f"{notebook_timeout:g} s per notebook" + (f"; {len(subs) - len(todo)} already graded" if done else "") + ".", file=out, flush=True)  # fmt: skip
-    results: list[Result] = [Result(**row) for s in subs if (str(s.path), s.sha256) in done for row in done[(str(s.path), s.sha256)]["rows"]]
-    seconds: dict[str, float] = {}
+    print(f"Grading {len(distinct)} notebook(s) with {workers} worker(s) of {threads} thread(s), at most {timeout:g} s "
+          f"per cell and {notebook_timeout:g} s per notebook" + (f"; {len(subs) - len(todo)} already graded" if done else "") + ".", file=out, flush=True)  # fmt: skip
+    outcome = Outcome([], {}, superseded, meta=meta)
+    graded: dict[str, list[Result]] = {}
+    for s in subs:
+        if (str(s.path), s.sha256) in done:
+            graded[str(s.path)] = [Result(**row) for row in done[(str(s.path), s.sha256)]["rows"]]
     lock, procs = threading.Lock(), Runners()
 
     def one(sub: Submission) -> list[Result]:
@@ -697,38 +790,60 @@ def grade(
             nb, labels = prepare(sub.nb, sub.notebook, [e.name for e in exercises], seed, module)
             run = run_notebook(nb, root, timeout, notebook_timeout, threads, procs)
             rows = verdicts(sub, exercises, run, labels, seed, timeout, notebook_timeout)
-            seconds[str(sub.path)] = run.seconds
+            outcome.seconds[str(sub.path)] = run.seconds
+            if keep_executed:
+                outcome.executed[str(sub.path)] = executed_notebook(nb, labels, run)
         with lock:
             if results_path and not procs.stopping:
                 with results_path.open("a") as f:
-                    f.write(json.dumps({"path": str(sub.path), "sha256": sub.sha256, "seed": seed, "rows": [asdict(r) for r in rows]}) + "\n")
-            got = sum(r.passed for r in rows)
-            print(f"  graded {sub.student}/{sub.path.name}: {got}/{len(rows)}", file=out, flush=True)
+                    line = {"path": str(sub.path), "sha256": sub.sha256, "seed": seed, "meta": meta, "rows": [asdict(r) for r in rows]}
+                    f.write(json.dumps(line) + "\n")
         return rows
 
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="seeing-networks-grade-") as tmp:
         root = Path(tmp)
         root.chmod(0o711)  # the sandbox user may pass through to its own folder, and list nothing
-        if any(not s.problem for s in todo):
+        if any(not s.problem for s in distinct):
             check_sandbox_can_start(root)
         previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
         try:
-            futures = [pool.submit(one, s) for s in todo]
-            for future in futures:
-                results.extend(future.result())
+            futures = {pool.submit(one, s): s for s in distinct}
+            bar = tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="grading", unit="notebook", file=sys.stderr)
+            for future in bar:
+                sub = futures[future]
+                graded[str(sub.path)] = future.result()
+                got = sum(r.passed for r in graded[str(sub.path)])
+                bar.write(f"  graded {sub.student}/{sub.path.name}: {got}/{len(graded[str(sub.path)])}", file=out)
         except KeyboardInterrupt:
             print("\ngrading stopped: stopping every notebook still running", file=out, flush=True)
             procs.stop_all()
-            pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-    order = {str(s.path): i for i, s in enumerate(subs)}
-    results.sort(key=lambda r: order.get(r.path, 0))
-    return results, seconds, 0
+    for s in subs:  # every student of a group submission gets the group's rows
+        outcome.results += [Result(**{**asdict(r), "student": s.student}) for r in graded.get(str(s.path), [])]
+    for student in classbook.missing_students(roster or [], [s.entry for s in subs]):
+        outcome.results.append(Result(student.id, "-", "-", False, "not submitted", "", ""))
+    print(summary_line(outcome.results, superseded, time.monotonic() - started), file=out, flush=True)
+    return outcome
+
+
+def summary_line(results: list[Result], superseded: list, seconds: float) -> str:
+    """One line: how many notebooks were graded, not submitted, failed to run, replaced, and the time."""
+    notebooks = {(r.student, r.path) for r in results if r.path}
+    failed = {(r.student, r.path) for r in results if r.path and r.status in ("invalid notebook", "empty notebook", "not run", "timed out", "kernel died")}
+    missing = {r.student for r in results if r.status == "not submitted"}
+    students = {r.student for r in results}
+    line = (f"Graded {len(notebooks)} notebook(s) of {len(students)} student(s) in {seconds:.0f} s: "
+            f"{len(notebooks) - len(failed)} ran, {len(failed)} failed to run or finish, {len(missing)} not submitted")  # fmt: skip
+    if superseded:
+        line += f"; {len(superseded)} older file(s) not graded: " + ", ".join(str(e.path.name) for e in superseded[:5])
+        line += " ..." if len(superseded) > 5 else ""
+    return line + "."
 
 
 def _interrupt(signum, frame):
@@ -745,13 +860,63 @@ def parse_modules(pairs: list[str]) -> dict[str, str]:
     return modules
 
 
+def course_points_of(results: list[Result]) -> dict[tuple[str, str], float]:
+    """{(notebook, exercise): points} of the course notebooks the results name, in course order."""
+    from helpers import classbook
+
+    named = {r.notebook for r in results}
+    return classbook.course_points([nb for nb in known_notebooks() if nb in named])
+
+
+def write_outputs(outcome: Outcome, args) -> None:
+    """The CSV, gradebook and feedback files the command line asked for."""
+    from helpers import classbook
+
+    roster = classbook.read_roster(args.roster) if args.roster else None
+    points = course_points_of(outcome.results)
+    rows = [asdict(r) for r in outcome.results]
+    for wanted in (args.csv, args.gradebook):
+        if wanted:
+            Path(wanted).parent.mkdir(parents=True, exist_ok=True)
+    if args.csv:
+        write_csv(outcome.results, args.csv)
+        print(f"wrote {args.csv}")
+    if args.gradebook:  # (the gradebook adds the roster's missing students itself)
+        handed_in = [r for r in rows if r["status"] != "not submitted"]
+        for path in classbook.write_gradebook(args.gradebook, handed_in, points, roster=roster, fmt=args.format, meta=outcome.meta):
+            print(f"wrote {path}")
+    if args.feedback:
+        folder = Path(args.feedback)
+        for student in dict.fromkeys(r.student for r in outcome.results if r.status != "not submitted"):
+            mine = [r for r in rows if r["student"] == student]
+            into = folder / safe_name(student)
+            into.mkdir(parents=True, exist_ok=True)
+            (into / "feedback.html").write_text(classbook.feedback_html(student, mine, points, outcome.meta), encoding="utf-8")
+            (into / "results.json").write_text(json.dumps(classbook.gradescope_results(mine, points, outcome.meta), indent=1))
+            for path in {r["path"] for r in mine if r["path"] in outcome.executed}:
+                import nbformat
+
+                nbformat.write(outcome.executed[path], into / f"{safe_name(next(r['notebook'] for r in mine if r['path'] == path))}.ipynb")
+        print(f"wrote feedback for {len({r.student for r in outcome.results if r.status != 'not submitted'})} student(s) in {folder}")
+
+
+def safe_name(text: str) -> str:
+    """A file name made of `text`'s letters, digits, '-', '_' and '.' only (never a path)."""
+    name = re.sub(r"[^\w.-]+", "_", str(text)).strip("._") or "unnamed"
+    return name[:100]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m helpers.grade",
-        description="Grade submitted notebooks, each in its own sandbox: one row per student, notebook and exercise.",
+        description="Grade submitted notebooks, each in its own sandbox: one row per student, notebook and exercise. "
+        "`python -m helpers.grade merge RESULTS...` combines the --results files of several shards.",
     )
-    parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for notebooks")
-    parser.add_argument("--csv", help="also write the results to this CSV file")
+    parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for notebooks (Canvas, Gradescope, a folder per student)")
+    add_output_options(parser)
     parser.add_argument("--results", help="append one JSON line per graded notebook to this file, as each finishes")
     parser.add_argument("--resume", action="store_true", help="skip notebooks already in --results (same file content)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help=f"seconds per cell (default {DEFAULT_TIMEOUT})")
@@ -759,27 +924,69 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds per notebook, enforced with a kill (default {DEFAULT_NOTEBOOK_TIMEOUT})")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: one per core)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default: a fresh secret one)")
+    parser.add_argument("--shard", help="grade only slice K of N of the submissions, as K/N (K from 0)")
+    parser.add_argument("--shard-from-env", action="store_true",
+                        help="take the slice from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX (+ SEEING_NETWORKS_SHARDS)")  # fmt: skip
     parser.add_argument("--exercises", action="append", default=[], metavar="NOTEBOOK=MODULE",
                         help="grade NOTEBOOK with the exercises of MODULE (for notebooks outside helpers.exercises)")  # fmt: skip
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        results, seconds, _ = grade(
+        from helpers import classbook
+
+        shard = classbook.parse_shard(args.shard) if args.shard else classbook.shard_from_env() if args.shard_from_env else None
+        if args.shard_from_env and shard is None:
+            raise ValueError("--shard-from-env found no SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or SEEING_NETWORKS_SHARD")
+        roster = classbook.read_roster(args.roster) if args.roster else None
+        outcome = grade_class(
             args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
             results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
+            shard=shard, roster=roster, keep_executed=bool(args.feedback),
         )  # fmt: skip
-    except (FileNotFoundError, ValueError, PermissionError) as error:
+    except (FileNotFoundError, ValueError, TypeError, PermissionError) as error:
         print(f"python -m helpers.grade: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("python -m helpers.grade: stopped; nothing is left running", file=sys.stderr)
         return 130
     print()
-    print(format_table(results, seconds))
-    print(f"\n{len({r.path for r in results})} notebook(s) in {time.monotonic() - started:.0f} s")
-    if args.csv:
-        write_csv(results, args.csv)
-        print(f"wrote {args.csv}")
+    print(format_table(outcome.results, outcome.seconds))
+    print(f"\n{len({r.path for r in outcome.results if r.path})} notebook(s) in {time.monotonic() - started:.0f} s")
+    write_outputs(outcome, args)
+    return 0
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--csv", help="write one row per student, notebook and exercise to this CSV file")
+    parser.add_argument("--gradebook", help="write one row per student (points per exercise and notebook, total, maximum, %%)")
+    parser.add_argument("--format", choices=["plain", "canvas"], default="plain", help="--gradebook's format (canvas: its import CSV)")
+    parser.add_argument("--roster", help="CSV of id, name, email: students with no notebook get 0 and 'not submitted'")
+    parser.add_argument("--feedback", help="folder for each student's feedback: feedback.html, results.json (Gradescope) and the executed notebooks")
+
+
+def merge_main(argv: list[str]) -> int:
+    """`python -m helpers.grade merge RESULTS... [--csv] [--gradebook] [--format] [--roster] [--feedback]`."""
+    from helpers import classbook
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.grade merge", description="Combine the --results files of several shards.")
+    parser.add_argument("results", nargs="+", help="--results files written by the shards")
+    add_output_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        rows = classbook.merge(args.results)
+        metas = [json.loads(line).get("meta") for f in args.results for line in Path(f).read_text().splitlines()[:1] if line.strip()]
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"python -m helpers.grade merge: {error}", file=sys.stderr)
+        return 2
+    results = [Result(**{k: row[k] for k in Result.__dataclass_fields__}) for row in rows]
+    outcome = Outcome(results, {}, meta=next((m for m in metas if isinstance(m, dict)), classbook.course_meta(None)))
+    if args.roster:
+        roster = classbook.read_roster(args.roster)
+        found = {getattr(classbook.find_student(roster, r.student), "id", None) for r in results}
+        outcome.results += [Result(s.id, "-", "-", False, "not submitted", "", "") for s in roster if s.id not in found]
+    print(format_table(outcome.results))
+    print(f"\nmerged {rows.notebooks} notebook(s) from {len(args.results)} file(s); {rows.skipped} unreadable line(s) skipped")
+    write_outputs(outcome, args)
     return 0
 
 
