@@ -69,6 +69,8 @@ RECORD_FD_ENV = "SEEING_NETWORKS_RECORD_FD"
 ANSWERS = ".answers"  # the folder, inside the sandbox, the recording cells write to
 NOTEBOOK_FILE = "submission.ipynb"
 EXPORT_MARK = "# seeing-networks: grader records your answer here"
+SKIP_TAG = "grader-skip"  # a cell no check needs (a long training, a figure grid, a widget): not run when grading
+SKIPPED = "# (not run when grading: no check needs this cell)"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTEBOOK_STEM = re.compile(r"(\d\d_[A-Za-z0-9_]+)")
 
@@ -228,8 +230,11 @@ def defines(source: str, name: str) -> bool:
     return re.search(rf"(?m)^(def\s+{re.escape(name)}\s*\(|{re.escape(name)}\s*(:[^=]*)?=[^=])", source) is not None
 
 
-def prepare(nb, notebook: str, names: list[str], seed: int, module: str):
+def prepare(nb, notebook: str, names: list[str], seed: int, module: str, skip: bool = True):
     """The notebook as the grader runs it, and for each code cell its place in the student's numbering.
+
+    With `skip`, cells the course tagged `grader-skip` (no check needs them) are emptied, so grading
+    does not wait for trainings whose results no answer depends on (tests/test_grade_skip.py).
 
     Returns (notebook, labels) where labels[i] is the i-th code cell's "cell N" (N counts the code
     cells a student sees, restored check cells included) or the exercise name for a recording cell.
@@ -245,6 +250,8 @@ def prepare(nb, notebook: str, names: list[str], seed: int, module: str):
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
             cell.outputs, cell.execution_count = [], None
+            if skip and SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+                cell.source = SKIPPED
             label = cell.get("metadata", {}).get("exercise")
             if isinstance(label, dict) and (label.get("notebook") != notebook or label.get("id") not in names):
                 del cell.metadata["exercise"]  # a label the course did not write counts for nothing
@@ -710,6 +717,7 @@ def grade(
     shard: tuple[int, int] | None = None,
     roster: list | None = None,
     keep_executed: bool = False,
+    skip: bool = True,
 ) -> tuple[list[Result], dict[str, float], int]:
     """Grade every notebook under `paths`; return (results, seconds per notebook path, 0).
 
@@ -732,13 +740,15 @@ def grade_class(
     shard: tuple[int, int] | None = None,
     roster: list | None = None,
     keep_executed: bool = False,
+    skip: bool = True,
 ) -> Outcome:
     """Grade every notebook under `paths` (one per student and notebook: the latest file).
 
     `shard` (k, n) grades only slice k of n (`classbook.shard`); `roster` (classbook.Student list) adds
     a "not submitted" row for each student with no notebook; `results_file` gets one JSON line per
     notebook as it finishes, and with `resume` the notebooks already in it are not graded again;
-    `keep_executed` keeps each notebook as it ran (for feedback). Raises FileNotFoundError for a missing
+    `keep_executed` keeps each notebook as it ran (for feedback); `skip` leaves out the cells tagged
+    `grader-skip`. Raises FileNotFoundError for a missing
     path, ValueError when no notebook is found or an argument is out of range, PermissionError when
     the sandbox user cannot run this Python (root only).
     """
@@ -787,7 +797,7 @@ def grade_class(
             rows = [Result(sub.student, sub.notebook, name, False, status, detail, str(sub.path)) for name in names]
         else:
             module = exercise_module(sub.notebook, exercise_modules)
-            nb, labels = prepare(sub.nb, sub.notebook, [e.name for e in exercises], seed, module)
+            nb, labels = prepare(sub.nb, sub.notebook, [e.name for e in exercises], seed, module, skip)
             run = run_notebook(nb, root, timeout, notebook_timeout, threads, procs)
             rows = verdicts(sub, exercises, run, labels, seed, timeout, notebook_timeout)
             outcome.seconds[str(sub.path)] = run.seconds
@@ -924,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds per notebook, enforced with a kill (default {DEFAULT_NOTEBOOK_TIMEOUT})")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: one per core)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default: a fresh secret one)")
+    parser.add_argument("--run-all", action="store_true", help=f"also run the cells tagged {SKIP_TAG} (trainings no check needs)")
     parser.add_argument("--shard", help="grade only slice K of N of the submissions, as K/N (K from 0)")
     parser.add_argument("--shard-from-env", action="store_true",
                         help="take the slice from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX (+ SEEING_NETWORKS_SHARDS)")  # fmt: skip
@@ -941,7 +952,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = grade_class(
             args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
             results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
-            shard=shard, roster=roster, keep_executed=bool(args.feedback),
+            shard=shard, roster=roster, keep_executed=bool(args.feedback), skip=not args.run_all,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, TypeError, PermissionError) as error:
         print(f"python -m helpers.grade: {error}", file=sys.stderr)
