@@ -708,7 +708,7 @@ def grade(
     paths: list[str | Path],
     timeout: float = DEFAULT_TIMEOUT,
     workers: int | None = None,
-    out=sys.stdout,
+    out=None,
     notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
     results_file: str | Path | None = None,
     resume: bool = False,
@@ -731,7 +731,7 @@ def grade_class(
     paths: list[str | Path],
     timeout: float = DEFAULT_TIMEOUT,
     workers: int | None = None,
-    out=sys.stdout,
+    out=None,
     notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
     results_file: str | Path | None = None,
     resume: bool = False,
@@ -755,6 +755,8 @@ def grade_class(
     from tqdm.auto import tqdm
 
     from helpers import classbook
+
+    out = out or sys.stdout
 
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
