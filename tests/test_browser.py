@@ -388,6 +388,9 @@ def test_course_notebook_runs_all_in_jupyterlab(browser_tools, jupyterlab, cours
                 f"Run All did not reach the last code cell, {code_cell_label(nb, code[-1])}: "
                 f"its prompt is {cells[code[-1]]['prompt']!r}"
             )
+            assert "Seeing Networks" in cells[code[0]]["output"], (
+                f"the set-up cell did not print its one-line banner; it shows:\n{cells[code[0]]['output'][:2000]}"
+            )
             assert_readable_verdicts(nb, cells, checks)
             text = page.locator(".jp-Notebook").inner_text()
             for failure in FAILURE_TEXTS:
