@@ -1,9 +1,10 @@
 """A small Faster R-CNN that trains from scratch on a CPU, its training and evaluation loops, and drawings.
 
 The model is torchvision's `FasterRCNN` with every size turned down: a 4-block convolutional
-backbone (stride 16, 64 channels), one feature map, anchors of 3 sizes x 3 aspect ratios, a small
-two-layer box head, 128-pixel images, and few proposals. torchvision's defaults (800-pixel images,
-a 1024-wide head, 2000 proposals) are about fifty times too slow for a laptop CPU.
+backbone (stride 16 and 64 channels by default; notebook 03 uses stride 4), one feature map, anchors
+of 3 sizes x 3 aspect ratios, a small two-layer box head, small images (128 pixels by default), and
+few proposals. torchvision's defaults (800-pixel images, a 1024-wide head, 2000 proposals) are made
+for GPUs and photographs, not for training in minutes on a laptop CPU.
 
 Conventions are torchvision's: images float `[3,H,W]` in [0,1]; targets with `boxes` (xyxy float32)
 and `labels` (int64, 1..K); predictions with `boxes`, `scores`, `labels`.
