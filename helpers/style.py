@@ -228,3 +228,40 @@ def loss_change(history, key: str, index: int = 0) -> tuple[float, float]:
     if key not in ("content", "style"):
         raise ValueError(f"key must be 'content' or 'style', got {key!r}")
     return history[key][0][index], history[key][-1][index]
+
+
+def with_padding(net: FeatureNetwork, mode: str) -> FeatureNetwork:
+    """A copy of `net` whose convolutions pad with `mode` ("zeros", "replicate", "reflect" or "circular").
+
+    VGG pads every 3x3 convolution with zeros; the copy changes only how the border is filled (weights
+    are copied, the original is untouched).
+    """
+    import copy
+    from dataclasses import replace
+
+    if mode not in ("zeros", "replicate", "reflect", "circular"):
+        raise ValueError(f"mode must be 'zeros', 'replicate', 'reflect' or 'circular', got {mode!r}")
+    if not isinstance(net, FeatureNetwork):
+        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
+    model = copy.deepcopy(net.model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.padding_mode = mode
+    return replace(net, model=model)
+
+
+def clamped_share(images: torch.Tensor, width: int = 4) -> tuple[float, float]:
+    """`(border, inside)`: the share of pixels with a channel at 0 or 1, in the `width`-pixel frame and inside it.
+
+    images: `[3,H,W]` or `[B,3,H,W]` in [0, 1] (a batch is pooled).
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
+        raise ValueError(f"images must be a [3,H,W] or [B,3,H,W] tensor, got {getattr(images, 'shape', type(images))}")
+    images = images if images.dim() == 4 else images[None]
+    h, w = images.shape[-2:]
+    if not isinstance(width, int) or width < 1 or 2 * width >= min(h, w):
+        raise ValueError(f"width must be a positive int smaller than half the image, got {width!r}")
+    at_limit = ((images <= 1e-6) | (images >= 1 - 1e-6)).any(1)  # [B,H,W]
+    frame = torch.ones(h, w, dtype=torch.bool, device=images.device)
+    frame[width:-width, width:-width] = False
+    return float(at_limit[:, frame].float().mean()), float(at_limit[:, ~frame].float().mean())

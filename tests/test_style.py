@@ -112,6 +112,30 @@ def test_style_transfer_validates_its_inputs(vgg):
         style.style_transfer(vgg, image, image, style_weights=[1.0], progress=False, **LAYERS)
 
 
+def test_with_padding_changes_only_the_border_handling(vgg):
+    padded = style.with_padding(vgg, "replicate")
+    convs = [m for m in padded.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.padding_mode == "replicate" for m in convs)
+    assert all(m.padding_mode == "zeros" for m in vgg.model.modules() if isinstance(m, torch.nn.Conv2d))
+    x = vgg.normalise(torch.rand(3, 20, 20))[None]
+    a, b = (net.truncated("relu1_1").activations(x, ["relu1_1"])["relu1_1"] for net in (vgg, padded))
+    assert torch.allclose(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1], atol=1e-5)  # same weights inside
+    assert not torch.allclose(a, b, atol=1e-5)  # different at the border
+    with pytest.raises(ValueError, match="mode"):
+        style.with_padding(vgg, "mirror")
+
+
+def test_clamped_share_counts_the_frame_and_the_inside():
+    image = torch.full((3, 10, 10), 0.5)
+    image[0, 0, :] = 1.0  # the top row of the frame at the limit
+    image[2, 5, 5] = 0.0  # one inner pixel at the limit
+    border, inside = style.clamped_share(image, width=2)
+    assert border == pytest.approx(10 / 64) and inside == pytest.approx(1 / 36)
+    assert style.clamped_share(torch.stack([image, image])) == style.clamped_share(image)
+    with pytest.raises(ValueError, match="width"):
+        style.clamped_share(image, width=5)
+
+
 def test_load_image_from_the_data_folder_a_path_and_a_url(tmp_path):
     by_name = style.load_image("chelsea.jpg", size=64)
     assert by_name.shape == (3, 64, 64) and by_name.dtype == torch.float32
