@@ -132,6 +132,77 @@ def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
     return changed
 
 
+def _names(source: str) -> tuple[set[str], set[str]] | None:
+    """(global names a cell defines, global names it reads) from its code; None when it is not plain Python.
+
+    Names local to a function or class of the cell (its parameters, its own variables) do not count.
+    """
+    import symtable
+
+    try:
+        top = symtable.symtable(source, "<cell>", "exec")
+    except SyntaxError:
+        return None
+    defined, read = set(), set()
+    for symbol in top.get_symbols():
+        if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
+            defined.add(symbol.get_name())
+        if symbol.is_referenced():
+            read.add(symbol.get_name())
+    todo = list(top.get_children())
+    while todo:
+        table = todo.pop()
+        todo.extend(table.get_children())
+        for symbol in table.get_symbols():
+            if symbol.is_global() and symbol.is_referenced():
+                read.add(symbol.get_name())
+    return defined, read
+
+
+def needed_cells(sources: list[str], seeds: set[int]) -> set[int]:
+    """The code cells (by index) that `seeds` need: the seeds, every cell that is not plain Python, and,
+    transitively, the cell that last defined each global name a needed cell reads."""
+    names = [_names(source) for source in sources]
+    keep = set(seeds) | {i for i, n in enumerate(names) if n is None}
+    todo = sorted(keep)
+    while todo:
+        j = todo.pop()
+        if names[j] is None:
+            continue
+        defined, read = names[j]
+        for name in read - defined:
+            source = max((i for i in range(j) if names[i] and name in names[i][0]), default=None)
+            if source is not None and source not in keep:
+                keep.add(source)
+                todo.append(source)
+    return keep
+
+
+def tag_skippable_cells(nb: nbformat.NotebookNode) -> bool:
+    """Tag `grader-skip` on every code cell no exercise needs; True if any tag changed.
+
+    Needed (never tagged): the set-up cell, the cells holding a solution, the check cells, and what
+    they need (`needed_cells`). The rest (trainings, evaluations, figures, widgets) only show things,
+    so the grader need not run them (`helpers.grade`; tests/test_grade_skip.py shows that no verdict
+    changes).
+    """
+    from helpers.grade import SKIP_TAG
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    seeds = {0} | {i for i, c in enumerate(code) if BEGIN in c.source or "exercise" in c.metadata}
+    keep = needed_cells([c.source for c in code], seeds)
+    changed = False
+    for i, cell in enumerate(code):
+        tags = cell.metadata.get("tags", [])
+        want = i not in keep
+        if want != (SKIP_TAG in tags):
+            cell.metadata["tags"] = [t for t in tags if t != SKIP_TAG] + ([SKIP_TAG] if want else [])
+            if not cell.metadata["tags"]:
+                del cell.metadata["tags"]
+            changed = True
+    return changed
+
+
 def use_setup_cell(nb: nbformat.NotebookNode) -> bool:
     """Make the first code cell `helpers.session.SETUP_CELL`, the one place it is written. True if changed.
 
@@ -207,7 +278,7 @@ def build(notebooks_dir: Path, force: bool = False, check: bool = False, out=Non
     status = 0
     for src in solutions:
         solution = nbformat.read(src, as_version=4)
-        stale = use_setup_cell(solution) | label_check_cells(solution, src.stem)
+        stale = use_setup_cell(solution) | label_check_cells(solution, src.stem) | tag_skippable_cells(solution)
         student_text = render(student_version(solution, src.name))
         dst = notebooks_dir / src.name
         current = dst.read_text() if dst.exists() else None

@@ -246,12 +246,12 @@ def prepare(nb, notebook: str, names: list[str], seed: int, module: str, skip: b
     from helpers.build import check_cell_source
 
     nb = copy.deepcopy(nb)
+    if skip:
+        skip_unneeded(nb, names)
     cells = []
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
             cell.outputs, cell.execution_count = [], None
-            if skip and SKIP_TAG in cell.get("metadata", {}).get("tags", []):
-                cell.source = SKIPPED
             label = cell.get("metadata", {}).get("exercise")
             if isinstance(label, dict) and (label.get("notebook") != notebook or label.get("id") not in names):
                 del cell.metadata["exercise"]  # a label the course did not write counts for nothing
@@ -286,6 +286,26 @@ def prepare(nb, notebook: str, names: list[str], seed: int, module: str, skip: b
             labels.append(label["id"])
     nb.cells = prepared
     return nb, labels
+
+
+def skip_unneeded(nb, names: list[str]) -> None:
+    """Empty the cells tagged `grader-skip` that none of this student's answers needs.
+
+    The tags say what the course's own solutions need; a student's answer may read something else
+    (a helper they wrote, a variable of a tagged cell), so the cells that define what the student's
+    answers read are run all the same (`helpers.build.needed_cells` on the submission itself).
+    """
+    from helpers.build import needed_cells
+
+    code = [c for c in nb.cells if c.get("cell_type") == "code"]
+    seeds = {
+        i for i, c in enumerate(code)
+        if SKIP_TAG not in c.get("metadata", {}).get("tags", []) or any(defines(c.get("source", ""), n) for n in names)
+    }  # fmt: skip
+    keep = needed_cells([c.get("source", "") for c in code], seeds)
+    for i, cell in enumerate(code):
+        if i not in keep:
+            cell.source = SKIPPED
 
 
 # --------------------------------------------------------------------------------------------

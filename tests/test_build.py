@@ -197,3 +197,28 @@ def test_every_check_cell_is_the_course_template():
         for cell in nb.cells:
             if cell.cell_type == "code" and "exercise" in cell.metadata:
                 assert cell.source == build.check_cell_source(cell.metadata["exercise"]["id"]), solution_path.name
+
+
+def test_cells_no_exercise_needs_are_tagged_for_the_grader_to_skip():
+    cells = [
+        "# set-up\nfrom helpers.session import start\ndevice = start(seed=0)",
+        "import torch\nfrom helpers.exercises import nb99 as ex",
+        "SIZE = 8\ndata = torch.zeros(SIZE)",  # read by the solution: needed
+        "model = train(data)  # a long training",  # read by nothing an exercise needs
+        "def f(x):\n    ### BEGIN SOLUTION\n    return x * SIZE\n    ### END SOLUTION",
+        "ex.f.check()",
+        "plt.plot(model(data))  # a figure",
+        "%timeit f(data)",  # not plain Python: kept, to be safe
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.cells[5].metadata["exercise"] = {"notebook": "99_x", "id": "f"}
+    assert build.tag_skippable_cells(nb) is True
+    skipped = [i for i, c in enumerate(nb.cells) if "grader-skip" in c.metadata.get("tags", [])]
+    assert skipped == [3, 6]
+    assert build.tag_skippable_cells(nb) is False  # already tagged: nothing changes
+
+
+def test_names_local_to_a_function_do_not_make_a_cell_needed():
+    defined, read = build._names("def f(image):\n    x = image * scale\n    return x")
+    assert defined == {"f"} and read == {"scale"}

@@ -454,3 +454,18 @@ def test_csv_has_one_line_per_exercise(tmp_path):
     grade.write_csv(results, tmp_path / "g.csv")
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
     assert [(r["exercise"], r["passed"], r["status"]) for r in rows] == [("x", "1", "passed"), ("y", "0", "incorrect")]
+
+
+def test_skipping_keeps_the_cells_a_students_own_answer_reads():
+    nb = student()
+    helper = nbformat.v4.new_code_cell("WEIGHTS = (0.299, 0.587, 0.114)", metadata={"tags": [grade.SKIP_TAG]})
+    other = nbformat.v4.new_code_cell("slow = sum(range(10**9))", metadata={"tags": [grade.SKIP_TAG]})
+    nb.cells[answer_cell(nb, "to_grayscale")].source = "def to_grayscale(image):\n    r, g, b = WEIGHTS\n    return r * image[0] + g * image[1] + b * image[2]"
+    nb.cells.insert(answer_cell(nb, "to_grayscale"), helper)
+    nb.cells.insert(answer_cell(nb, "to_grayscale"), other)
+    prepared, _ = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=1, module="helpers.exercises.nb00")
+    sources = [c.source for c in prepared.cells if c.cell_type == "code"]
+    assert "WEIGHTS = (0.299, 0.587, 0.114)" in sources  # the student's answer reads it: it runs
+    assert not any("10**9" in s for s in sources) and grade.SKIPPED in sources
+    everything, _ = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=1, module="helpers.exercises.nb00", skip=False)
+    assert any("10**9" in c.source for c in everything.cells)
