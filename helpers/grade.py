@@ -801,7 +801,7 @@ def grade_class(
     todo = [s for s in subs if (str(s.path), s.sha256) not in done]
     distinct = list({str(s.path): s for s in todo}.values())  # a group's one file is graded once
     workers = workers or max(1, min(os.cpu_count() or 1, len(distinct) or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, min(2, (os.cpu_count() or 1) // workers))  # one or two per kernel: never more kernels' threads than cores
     print(f"Grading {len(distinct)} notebook(s) with {workers} worker(s) of {threads} thread(s), at most {timeout:g} s "
           f"per cell and {notebook_timeout:g} s per notebook" + (f"; {len(subs) - len(todo)} already graded" if done else "") + ".", file=out, flush=True)  # fmt: skip
     outcome = Outcome([], {}, superseded, meta=meta)
