@@ -127,3 +127,16 @@ def test_draw_unet_draws_every_arrow_with_a_legend():
     texts = {t.get_text() for t in ax.texts}
     assert {"8", "64", "8+8", "32x32", "4x4"} <= texts
     plt.close(fig)
+
+
+def test_notebook_05_lists_the_answer_options_in_its_text():
+    # Problem 3's options must be readable before any cell runs, so they stand in a markdown cell
+    import json
+    from pathlib import Path
+
+    from helpers.exercises.nb05 import OPERATIONS
+
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "solutions" / "05_unet.ipynb").read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for letter, operation in OPERATIONS.items():
+        assert f"- **{letter}**: {operation}" in text

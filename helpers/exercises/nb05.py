@@ -19,7 +19,7 @@ NOTEBOOK = "05_unet"
 
 #: The operations a U-Net figure draws, or could be mistaken for. Problem 3 answers with these letters.
 OPERATIONS = {
-    "A": "3x3 convolution followed by ReLU (the short arrows)",
+    "A": "3x3 convolution followed by ReLU",
     "B": "2x2 max-pooling",
     "C": "2x2 transposed convolution with stride 2",
     "D": "copy the encoder's feature map (cropped to size) and concatenate it with the decoder's, along channels",
