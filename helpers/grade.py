@@ -724,26 +724,12 @@ class Outcome:
     meta: dict = field(default_factory=dict)
 
 
-def grade(
-    paths: list[str | Path],
-    timeout: float = DEFAULT_TIMEOUT,
-    workers: int | None = None,
-    out=None,
-    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
-    results_file: str | Path | None = None,
-    resume: bool = False,
-    seed: int | None = None,
-    exercise_modules: dict[str, str] | None = None,
-    shard: tuple[int, int] | None = None,
-    roster: list | None = None,
-    keep_executed: bool = False,
-    skip: bool = True,
-) -> tuple[list[Result], dict[str, float], int]:
+def grade(paths: list[str | Path], **options) -> tuple[list[Result], dict[str, float], int]:
     """Grade every notebook under `paths`; return (results, seconds per notebook path, 0).
 
-    See `grade_class` for the arguments; this is its short form.
+    The short form of `grade_class`, which takes the same keyword arguments.
     """
-    outcome = grade_class(**locals())
+    outcome = grade_class(paths, **options)
     return outcome.results, outcome.seconds, 0
 
 
