@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,11 @@ def run_confined(tmp_path: Path, script: str, *args: str, limit: float = 60, uid
     command = [sys.executable, "-m", "helpers.sandbox", "--limit", str(limit), "--folder", str(folder)]
     if uid is not None:
         command += ["--uid", str(uid), "--gid", str(uid)]
-    done = subprocess.run(command + ["--", sys.executable, "probe.py", *args], capture_output=True, text=True, timeout=limit + 60)
+    try:
+        done = subprocess.run(command + ["--", sys.executable, "probe.py", *args], capture_output=True, text=True, timeout=limit + 60)
+    finally:
+        if folder.parent != tmp_path:
+            shutil.rmtree(folder.parent, ignore_errors=True)
     lines = done.stdout.strip().splitlines()
     return json.loads(lines[-1]), "\n".join(lines[:-1]) + done.stderr
 
