@@ -210,11 +210,6 @@ def course_exercises(notebook: str, extra: dict[str, str] | None = None) -> list
     return exercises_of(notebook)
 
 
-def registered_exercises(notebook: str) -> list[str]:
-    """The names of the exercises the course defines for `notebook`."""
-    return [ex.name for ex in course_exercises(notebook)]
-
-
 def one_line(text: str, limit: int = 160) -> str:
     text = " ".join(ANSI.sub("", str(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
