@@ -245,7 +245,7 @@ def export_answers(
     """
     import importlib
 
-    from helpers.exercises.core import REGISTRY
+    from helpers.exercises.core import MISSING, REGISTRY
 
     importlib.import_module(module or f"helpers.exercises.nb{notebook[:2]}")
     namespace = _student_namespace()
@@ -254,17 +254,13 @@ def export_answers(
     for name in names:
         exercise = REGISTRY[(notebook, name)]
         try:
-            record = exercise.record(namespace.get(name, _Missing), seed=seed)
+            record = exercise.record(namespace.get(name, MISSING), seed=seed)
         except Exception as error:  # noqa: BLE001 - whatever happened, the grader hears of it
             record = {"state": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
         record["exercise"] = name
         tmp = out / f".{name}.json.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(out / f"{name}.json")
-
-
-class _Missing:
-    """The answer's name is not defined in the notebook."""
 
 
 def _student_namespace() -> dict:

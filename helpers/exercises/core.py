@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import torch
 
-_MISSING = object()
+MISSING = object()  # the answer's name is not defined in the notebook
 _GREEN, _RED, _YELLOW, _BLUE, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[34m", "\033[0m"
 
 #: Every exercise ever created, by (notebook, name). Tests and the build read it.
@@ -312,14 +312,14 @@ class Exercise:
     def solution_source(self) -> str:
         return self._solution
 
-    def check(self, answer: Any = _MISSING) -> None:
+    def check(self, answer: Any = MISSING) -> None:
         """Check an answer; without one, look up `self.name` in the calling notebook.
 
         Prints "Correct" or raises `NotAttempted` / `Incorrect`. The same two steps as the grader's:
         record the answer, then judge the record.
         """
-        if answer is _MISSING:
-            answer = sys._getframe(1).f_globals.get(self.name, _MISSING)
+        if answer is MISSING:
+            answer = sys._getframe(1).f_globals.get(self.name, MISSING)
         verdict = self.judge(self.record(answer))
         if verdict.status == "not attempted":
             raise NotAttempted(self, verdict.message)
@@ -330,10 +330,9 @@ class Exercise:
     def record(self, answer: Any, seed: int | None = None) -> dict:
         """Describe `answer` in the safe format (runs where the answer lives: the student's kernel).
 
-        `answer` is the student's value, or anything that is not defined (a class or `_MISSING`) when
-        the name is missing. With `seed`, a function is also run on the hidden cases drawn from it.
+        `answer` is the student's value, or `MISSING` when the name is not defined.
         """
-        if answer is _MISSING or (isinstance(answer, type) and answer.__name__ == "_Missing"):
+        if answer is MISSING:
             return {"state": "missing"}
         if self._is_reference(answer):
             return {"state": "reference"}
