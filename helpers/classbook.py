@@ -1090,10 +1090,12 @@ def shard_from_env(environ: Mapping[str, str] | None = None, n: int | None = Non
 
 
 class Merged(list):
-    """The rows `merge` returns (a list of dicts), with `skipped` (unreadable lines) and `notebooks` (graded notebooks)."""
+    """The rows `merge` returns (a list of dicts), with `skipped` (unreadable lines), `notebooks` (graded
+    notebooks) and `meta` (the course version, timeout and date the first graded line recorded, or None)."""
 
     skipped: int = 0
     notebooks: int = 0
+    meta: dict | None = None
 
 
 def merge(results_files: Iterable[str | Path]) -> Merged:
@@ -1107,7 +1109,7 @@ def merge(results_files: Iterable[str | Path]) -> Merged:
     if isinstance(results_files, (str, bytes, Path)):
         raise TypeError("results_files must be a list of files, got a single path: wrap it in a list")
     done: dict[tuple[str, str], list[dict]] = {}
-    skipped = 0
+    skipped, meta = 0, None
     for given in results_files:
         path = Path(given)
         if not path.is_file():
@@ -1126,6 +1128,8 @@ def merge(results_files: Iterable[str | Path]) -> Merged:
                 continue
             done.pop(key, None)
             done[key] = rows
+            if meta is None and isinstance(entry.get("meta"), dict):
+                meta = entry["meta"]
     out = Merged(row for key in sorted(done) for row in done[key])
-    out.skipped, out.notebooks = skipped, len(done)
+    out.skipped, out.notebooks, out.meta = skipped, len(done), meta
     return out

@@ -988,12 +988,11 @@ def merge_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         rows = classbook.merge(args.results)
-        metas = [json.loads(line).get("meta") for f in args.results for line in Path(f).read_text().splitlines()[:1] if line.strip()]
     except (FileNotFoundError, ValueError, TypeError) as error:
         print(f"python -m helpers.grade merge: {error}", file=sys.stderr)
         return 2
     results = [Result(**{k: row[k] for k in Result.__dataclass_fields__}) for row in rows]
-    outcome = Outcome(results, {}, meta=next((m for m in metas if isinstance(m, dict)), classbook.course_meta(None)))
+    outcome = Outcome(results, {}, meta=rows.meta or classbook.course_meta(None))
     if args.roster:
         roster = classbook.read_roster(args.roster)
         found = {getattr(classbook.find_student(roster, r.student), "id", None) for r in results}
