@@ -213,16 +213,63 @@ def collate(batch):
     return list(images), list(targets)
 
 
-def stack_single(dataset: Dataset, device: torch.device | str = "cpu"):
-    """Render a whole dataset once into tensors for classification and localisation.
+#: What `render` can return beside the images, per scene: its shape and dtype, or what it is.
+RENDER_FIELDS = {
+    "label": "int64 [n]: the class of the shape with the most visible pixels (classification)",
+    "box": "float32 [n, 4]: that shape's xyxy box (single-object localisation)",
+    "semantic": "int64 [n, H, W]: the class of every pixel, 0 = background (semantic segmentation)",
+    "targets": "a list of n dicts with `boxes` float32 [N, 4] and `labels` int64 [N] (detection)",
+}
 
-    Returns `images` float32 `[n, 3, H, W]`, `labels` int64 `[n]` (1..K, the main shape's class) and
-    `boxes` float32 `[n, 4]` (the main shape's xyxy box), all on `device`.
+
+def render(dataset: Dataset, *fields: str, device: torch.device | str = "cpu") -> tuple:
+    """Draw every scene of `dataset` once and keep it as tensors on `device`.
+
+    Returns `(images, *one entry per field)`: images float32 `[n, 3, H, W]`, then for each name in
+    `fields` (see `RENDER_FIELDS`): "label", "box", "semantic" stacked over the scenes, or "targets",
+    torchvision's detection targets, one dict per scene. For example
+    `images, labels, boxes = render(ShapesScenes(100, num_objects=1), "label", "box")`.
     """
-    images, labels, boxes = [], [], []
-    for i in range(len(dataset)):
-        image, target = dataset[i]
-        images.append(image)
-        labels.append(target["label"])
-        boxes.append(target["box"])
-    return torch.stack(images).to(device), torch.stack(labels).to(device), torch.stack(boxes).to(device)
+    unknown = [f for f in fields if f not in RENDER_FIELDS]
+    if not fields or unknown:
+        raise ValueError(f"fields must be one or more of {sorted(RENDER_FIELDS)}, got {fields!r}")
+    if len(dataset) == 0:
+        raise ValueError("dataset must hold at least one scene")
+    scenes = [dataset[i] for i in range(len(dataset))]
+    out = [torch.stack([image for image, _ in scenes]).to(device)]
+    for field in fields:
+        if field == "targets":
+            out.append([{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for _, t in scenes])
+        else:
+            out.append(torch.stack([t[field] for _, t in scenes]).to(device))
+    return tuple(out)
+
+
+def load_image(source, size: int | None = None) -> torch.Tensor:
+    """Read an image as float32 `[3,H,W]` in [0,1].
+
+    source: a file name in the course's `data/` folder, a path, or an http(s) URL.
+    size: if given, resize so the shorter side is `size`, then centre-crop to `size` x `size`.
+    """
+    import io
+    import urllib.request
+
+    from PIL import Image
+    import torchvision.transforms.functional as TF
+
+    if isinstance(source, (str, Path)) and str(source).startswith(("http://", "https://")):
+        with urllib.request.urlopen(str(source), timeout=20) as answer:
+            image = Image.open(io.BytesIO(answer.read()))
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            path = data_path(str(source))  # raises FileNotFoundError naming the data folder
+        image = Image.open(path)
+    else:
+        raise TypeError(f"source must be a file name, a path or a URL, got {type(source).__name__}")
+    tensor = TF.to_tensor(image.convert("RGB"))
+    if size is not None:
+        if not isinstance(size, int) or size < 8:
+            raise ValueError(f"size must be an int of at least 8, got {size!r}")
+        tensor = TF.center_crop(TF.resize(tensor, size, antialias=True), [size, size]).clamp(0, 1)
+    return tensor

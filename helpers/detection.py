@@ -1,4 +1,5 @@
-"""A small Faster R-CNN that trains from scratch on a CPU, its training and evaluation loops, and drawings.
+"""A small Faster R-CNN that trains from scratch on a CPU: the model, its mini-batches and losses for
+`helpers.train.fit`, detecting, evaluating, and sorting its errors. The drawings are in `helpers.plot`.
 
 The model is torchvision's `FasterRCNN` with every size turned down: a 4-block convolutional
 backbone (stride 16 and 64 channels by default; notebook 03 uses stride 4), one feature map, anchors
@@ -12,16 +13,17 @@ and `labels` (int64, 1..K); predictions with `boxes`, `scores`, `labels`.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+import math
+from typing import Iterator
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
-from helpers.session import capped_steps, progress_bar
+from helpers.session import progress_bar
 
 from helpers.data import NUM_CLASSES
 from helpers.metrics import mean_average_precision
@@ -58,6 +60,51 @@ def small_backbone(channels: int = 64, stride: int = 16) -> nn.Module:
     return backbone
 
 
+class BinCentreRoIAlign(MultiScaleRoIAlign):
+    """torchvision's `MultiScaleRoIAlign(featmap_names=[featmap_name], output_size=s, sampling_ratio=1)`
+    on a single feature map, computed with `grid_sample` (for `FasterRCNN`'s `box_roi_pool`).
+
+    It gives the same numbers (tests check values and gradients): with one sample per bin, RoI Align
+    is a bilinear read at the centre of each of the `s x s` bins, which is what `F.grid_sample` does.
+    The reason for it is speed on a CPU, where torchvision's RoI Align runs on one core. For 256
+    proposals of 64 channels into 5x5 bins, forward and backward took 7.8 ms with torchvision's op
+    (on 1 or 2 threads alike) and 3.1 ms with this one on 1 thread, 1.8 ms on 2 (AMD EPYC).
+
+    forward(features `{name: [B, C, H, W]}`, proposals: B tensors `[R_i, 4]` xyxy in the resized
+    image's pixels, image_shapes: B `(h, w)`) -> `[sum R_i, C, s, s]`, images in order.
+    """
+
+    def __init__(self, output_size: int, featmap_name: str = "0"):
+        if not isinstance(output_size, int) or output_size < 1:
+            raise ValueError(f"output_size must be a positive int (bins per side), got {output_size!r}")
+        super().__init__(featmap_names=[featmap_name], output_size=output_size, sampling_ratio=1)
+        self.featmap_name = featmap_name
+
+    def forward(self, features: dict, proposals: list, image_shapes: list) -> torch.Tensor:
+        x = features[self.featmap_name]
+        height, width = x.shape[-2:]
+        tallest = max(h for h, _ in image_shapes)
+        scale = 2.0 ** round(math.log2(height / tallest))  # the stride, inferred as MultiScaleRoIAlign does
+        bins = self.output_size[0]
+        centres = (torch.arange(bins, device=x.device, dtype=x.dtype) + 0.5) / bins
+        return torch.cat([self._pool(image, boxes * scale, centres) for image, boxes in zip(x, proposals)])
+
+    @staticmethod
+    def _pool(image: torch.Tensor, boxes: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """One image's features `[C, H, W]` read at the bin centres of `boxes` `[R, 4]` (feature-map
+        cells) -> `[R, C, s, s]`."""
+        channels, height, width = image.shape
+        s, r = len(centres), len(boxes)
+        sides = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)  # torchvision makes every box at least one cell
+        xs = boxes[:, 0:1] + centres * sides[:, 0:1]  # [R, s], in cells
+        ys = boxes[:, 1:2] + centres * sides[:, 1:2]
+        inside = ((ys >= -1) & (ys <= height))[:, :, None] & ((xs >= -1) & (xs <= width))[:, None, :]  # torchvision reads 0 beyond
+        grid = torch.stack(torch.broadcast_tensors(xs[:, None, :] / (width - 1) * 2 - 1, ys[:, :, None] / (height - 1) * 2 - 1), -1)
+        read = F.grid_sample(image[None], grid.reshape(1, r * s, s, 2), mode="bilinear", padding_mode="border",
+                             align_corners=True)  # [1, C, R*s, s]; border: torchvision clamps to the edge cells
+        return read.reshape(channels, r, s, s).transpose(0, 1) * inside[:, None]
+
+
 def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64, stride: int = 16,
                       anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256,
                       sampling_ratio: int = 2, rois_per_image: int = 64, roi_size: int = 7) -> FasterRCNN:
@@ -69,8 +116,10 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         channels: width of the backbone's last feature map; stride: its downsampling factor.
         anchor_sizes, aspect_ratios: one feature map, so one tuple of each (in resized pixels).
         head_width: width of the two fully connected layers of the box head.
-        sampling_ratio: RoIAlign's bilinear samples per bin side. On a CPU, RoIAlign's backward pass is
-            the costliest single operation of a training step, and it grows with sampling_ratio squared.
+        sampling_ratio: RoIAlign's bilinear samples per bin side. With 1, the model pools with
+            `BinCentreRoIAlign` (the same numbers as torchvision's op, several times faster on a CPU);
+            otherwise with torchvision's `MultiScaleRoIAlign`, whose backward pass is then the costliest
+            single operation of a CPU training step, growing with sampling_ratio squared.
         rois_per_image: proposals per image the box head trains on at each step.
         roi_size: RoIAlign's output is `roi_size x roi_size` bins per proposal (torchvision's default is 7);
             fewer bins make RoIAlign's backward pass and the head's first layer cheaper.
@@ -83,7 +132,10 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         raise ValueError(f"roi_size must be a positive int (bins per side), got {roi_size!r}")
     backbone = small_backbone(channels, stride)
     anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
-    roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=roi_size, sampling_ratio=sampling_ratio)
+    if sampling_ratio == 1:
+        roi_align = BinCentreRoIAlign(roi_size, featmap_name="0")
+    else:
+        roi_align = MultiScaleRoIAlign(featmap_names=["0"], output_size=roi_size, sampling_ratio=sampling_ratio)
     head = TwoMLPHead(channels * roi_size * roi_size, head_width)
     predictor = FastRCNNPredictor(head_width, num_classes)
     return FasterRCNN(
@@ -112,113 +164,55 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def render(dataset, indices=None):
-    """Render scenes once: `(images, targets)` lists, targets keeping only `boxes` and `labels`."""
-    indices = range(len(dataset)) if indices is None else indices
-    images, targets = [], []
-    for i in indices:
-        image, target = dataset[int(i)]
-        images.append(image)
-        targets.append({"boxes": target["boxes"], "labels": target["labels"]})
-    return images, targets
+def random_scene_batches(images, targets: list, batch_size: int, flip: bool = True, seed: int = 0) -> Iterator[tuple]:
+    """Endless mini-batches of scenes for `helpers.train.fit`: `(list of images, list of targets)`.
+
+    images: `[n, 3, H, W]` (or a list of `[3, H, W]`); targets: n dicts with `boxes` (xyxy) and
+    `labels` (int64), as `helpers.data.render(..., "targets")` gives. Each batch draws `batch_size`
+    scenes at random (with replacement), and mirrors each left-right, boxes included, with
+    probability 1/2 when `flip`. Scenes torchvision would crash on are refused up front.
+    """
+    if len(images) != len(targets) or len(images) == 0:
+        raise ValueError(f"images and targets must be non-empty and of the same length, got {len(images)} and {len(targets)}")
+    for k, t in enumerate(targets):
+        if t["labels"].dtype != torch.int64:
+            raise TypeError(f"targets[{k}]['labels'] must be int64 (torchvision indexes with them), got {t['labels'].dtype}")
+        sides = t["boxes"][:, 2:] - t["boxes"][:, :2]
+        if bool((sides <= 0).any()):
+            raise ValueError(f"targets[{k}]['boxes'] has a box with zero width or height (torchvision asserts on it)")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        picks = torch.randint(len(images), (batch_size,), generator=g).tolist()
+        mirror = (torch.rand(batch_size, generator=g) < 0.5).tolist() if flip else [False] * batch_size
+        pairs = [mirrored(images[i], targets[i]) if m else (images[i], targets[i]) for i, m in zip(picks, mirror)]
+        yield [x for x, _ in pairs], [y for _, y in pairs]
 
 
-def _flip(image: torch.Tensor, target: dict):
-    """Mirror an image and its boxes left-right."""
+def mirrored(image: torch.Tensor, target: dict) -> tuple:
+    """An image `[3, H, W]` and its target mirrored left-right (boxes' x-coordinates reflected)."""
     width = image.shape[-1]
     boxes = target["boxes"].clone()
     boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
     return image.flip(-1), {"boxes": boxes, "labels": target["labels"]}
 
 
-def train_detector(model: FasterRCNN, images: list, targets: list, steps: int, batch_size: int = 8, lr: float = 0.02,
-                   device="cpu", seed: int = 0, flip: bool = True, progress: bool = True, optimizer: str = "sgd",
-                   cpu_threads: int | None = None) -> dict:
-    """Train on random batches, with a linear warm-up and a cosine decay of the learning rate.
-
-    optimizer: `"sgd"` (momentum 0.9, weight decay 1e-4) or `"adamw"` (weight decay 1e-4; use a
-    learning rate near 1e-3).
-    cpu_threads: on a CPU, torch's intra-op threads during training (restored afterwards); None keeps
-    torch's setting (one per core). On a quiet 2-core machine 2 threads were about 8% faster than 1;
-    on a CPU shared with other busy processes, 1 can be several times faster than fighting for cores.
-
-    images: list of `[3,H,W]`; targets: list of dicts with `boxes`, `labels` (int64). Each step draws
-    `batch_size` scenes at random (mirrored half the time when `flip`). Returns the history: a dict
-    of lists, one value per step, for each of `LOSS_NAMES`, plus `loss` (their sum) and `seconds`
-    (the wall time of the whole run, a one-element list).
-    """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
-    if optimizer not in ("sgd", "adamw"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-    if len(images) != len(targets) or len(images) == 0:
-        raise ValueError(f"images and targets must be non-empty lists of the same length, got {len(images)} and {len(targets)}")
-    for k, t in enumerate(targets):
-        if t["labels"].dtype != torch.int64:
-            raise TypeError(f"targets[{k}]['labels'] must be int64 (torchvision indexes with them), got {t['labels'].dtype}")
-        widths = t["boxes"][:, 2:] - t["boxes"][:, :2]
-        if len(widths) and bool((widths <= 0).any()):
-            raise ValueError(f"targets[{k}]['boxes'] has a box with zero width or height (torchvision asserts on it)")
-    device = torch.device(device)
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
-        return _train(model, images, targets, steps, batch_size, lr, device, seed, flip, progress, optimizer)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(model, images, targets, steps, batch_size, lr, device, seed, flip, progress, optimizer) -> dict:
-    model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    warmup = max(1, min(100, steps // 10))
-
-    def schedule(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        progress_ = (step - warmup) / max(1, steps - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(progress_ * torch.pi)).item())
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    g = torch.Generator().manual_seed(seed)
-    history = defaultdict(list)
-    start = time.perf_counter()
-    bar = progress_bar(range(steps), desc="training", disable=not progress)
-    for step in bar:
-        batch = torch.randint(len(images), (batch_size,), generator=g).tolist()
-        flips = torch.rand(batch_size, generator=g) < 0.5 if flip else torch.zeros(batch_size, dtype=torch.bool)
-        xs, ys = [], []
-        for i, f in zip(batch, flips.tolist()):
-            x, y = (_flip(images[i], targets[i]) if f else (images[i], targets[i]))
-            xs.append(x.to(device))
-            ys.append({k: v.to(device) for k, v in y.items()})
-        losses = model(xs, ys)
-        total = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        optimizer.step()
-        scheduler.step()
-        for name in LOSS_NAMES:
-            history[name].append(losses[name].item())
-        history["loss"].append(total.item())
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    history["seconds"] = [time.perf_counter() - start]
-    model.eval()
-    return dict(history)
+def detection_losses(model: FasterRCNN, batch: tuple) -> dict:
+    """The step of `helpers.train.fit` for a detector: batch `(images, targets)` -> torchvision's
+    four losses (`LOSS_NAMES`), scalars whose sum `fit` minimises. The batch is moved to the model's
+    device, so the scenes can stay on the CPU."""
+    device = next(model.parameters()).device
+    images, targets = batch
+    return model([x.to(device) for x in images], [{k: v.to(device) for k, v in t.items()} for t in targets])
 
 
 @torch.no_grad()
-def predict(model: FasterRCNN, images: list, device="cpu", batch_size: int = 16, progress: bool = False) -> list:
-    """Detections for a list of images: one dict per image (`boxes`, `scores`, `labels`), on the CPU."""
-    model.to(device).eval()
+def detect(model: FasterRCNN, images, batch_size: int = 16, progress: bool = False) -> list:
+    """Detections for images `[n, 3, H, W]` (or a list of `[3, H, W]`), on the model's device: one
+    dict per image (`boxes`, `scores`, `labels`), on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
     out = []
     for k in progress_bar(range(0, len(images), batch_size), desc="detecting", disable=not progress):
         batch = [x.to(device) for x in images[k:k + batch_size]]
@@ -227,9 +221,10 @@ def predict(model: FasterRCNN, images: list, device="cpu", batch_size: int = 16,
 
 
 @torch.no_grad()
-def proposals(model: FasterRCNN, images: list, device="cpu") -> list:
+def proposals(model: FasterRCNN, images) -> list:
     """The RPN's proposals (after its NMS) for each image, xyxy `[P,4]` in the image's own pixels, best first."""
-    model.to(device).eval()
+    model.eval()
+    device = next(model.parameters()).device
     batch = [x.to(device) for x in images]
     sizes = [tuple(x.shape[-2:]) for x in batch]
     image_list, _ = model.transform(batch)
@@ -244,130 +239,16 @@ def proposals(model: FasterRCNN, images: list, device="cpu") -> list:
     return out
 
 
-def evaluate_detector(model: FasterRCNN, images: list, targets: list, device="cpu", batch_size: int = 16) -> tuple:
+def evaluate_detector(model: FasterRCNN, images, targets: list, batch_size: int = 16) -> tuple:
     """Detect on held-out scenes and score them: returns `(predictions, metrics)`.
 
     `metrics` is `helpers.metrics.mean_average_precision(predictions, targets)` (COCO AP) with, in
     addition, `voc_map_50` (VOC all-point AP at IoU 0.5).
     """
-    predictions = predict(model, images, device, batch_size)
+    predictions = detect(model, images, batch_size)
     metrics = mean_average_precision(predictions, targets)
     metrics["voc_map_50"] = mean_average_precision(predictions, targets, method="voc", iou_thresholds=[0.5])["map"]
     return predictions, metrics
-
-
-# --------------------------------------------------------------------------------------------
-# Drawings
-# --------------------------------------------------------------------------------------------
-
-
-def draw_proposals(ax, image: torch.Tensor, boxes: torch.Tensor, top: int = 30, title: str | None = None) -> None:
-    """Draw an image with its `top` best proposals (xyxy `[P,4]`, best first) as thin white boxes."""
-    from helpers.plot import draw_boxes, show_image
-
-    show_image(ax, image, title)
-    draw_boxes(ax, boxes[:top], colour="white", linewidth=0.6)
-
-
-def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | None = None, score_threshold: float = 0.5,
-                    title: str | None = None) -> None:
-    """Draw detections scoring at least `score_threshold` (class colours, with scores) and, if
-    given, the ground truth as dashed white boxes."""
-    from helpers.plot import draw_boxes, show_image
-
-    show_image(ax, image, title)
-    if target is not None:
-        draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
-    keep = prediction["scores"] >= score_threshold
-    draw_boxes(ax, prediction["boxes"][keep], labels=prediction["labels"][keep], scores=prediction["scores"][keep])
-
-
-def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, label: str | None = None,
-                  envelope: bool = True, colour=None, fill: bool = False, envelope_colour=None) -> None:
-    """Plot a precision/recall curve (a step per detection, best score first) and, dashed, its envelope.
-
-    The envelope is drawn so that the area under it is exactly the all-point AP: on each stretch of
-    recall (recall[k-1], recall[k]] it holds the best precision reached at rank k or later. `fill`
-    shades that area. Labelled lines appear in the legend ("envelope" is named after `label`).
-    `envelope_colour` defaults to the curve's colour; a contrasting one shows where the two coincide.
-    """
-    from helpers.metrics import precision_envelope, precision_recall_curve
-
-    precision, recall = precision_recall_curve(scores, is_tp, num_gt)
-    recall = torch.cat([torch.zeros(1, dtype=recall.dtype), recall])
-    precision = torch.cat([precision[:1], precision]) if len(precision) else torch.ones(1, dtype=recall.dtype)
-    (line,) = ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", label=label, color=colour, lw=1.2)
-    if envelope:
-        best = precision_envelope(precision).numpy()
-        name = f"{label}: envelope" if label else "envelope"
-        ax.plot(recall.numpy(), best, drawstyle="steps-pre", ls="--", color=envelope_colour or line.get_color(), lw=1.6,
-                label=name, zorder=3)
-        if fill:
-            ax.fill_between(recall.numpy(), best, step="pre", color=line.get_color(), alpha=0.15,
-                            label="area under the envelope")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-
-
-def simulated_detections(targets: list, seed: int = 0, miss_rate: float = 0.1, jitter: float = 0.12,
-                         duplicate_rate: float = 0.2, junk_per_image: float = 1.5, confusion: float = 0.05,
-                         image_size: int = 64) -> list:
-    """A pretend detector, for studying metrics without training one.
-
-    For each ground-truth box: missed with probability `miss_rate`; otherwise a detection whose
-    corners move by Gaussian noise of `jitter` x the box size, of the right class (a random one with
-    probability `confusion`), scored higher the better it fits; sometimes (`duplicate_rate`) a second,
-    worse copy. Plus on average `junk_per_image` random boxes with low-ish scores. Deterministic for a
-    seed. Returns torchvision-style dicts (`boxes`, `scores`, `labels`).
-    """
-    from helpers.boxes import paired_box_iou
-
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for target in targets:
-        gt, labels = target["boxes"].float(), target["labels"]
-        keep = torch.rand(len(gt), generator=g) >= miss_rate
-        copies = torch.cat([torch.ones(len(gt), dtype=torch.int64),
-                            (torch.rand(len(gt), generator=g) < duplicate_rate).long()]) * keep.repeat(2).long()
-        src = torch.arange(len(gt)).repeat(2).repeat_interleave(copies)
-        noise = 1 + torch.arange(len(src)).ge(int(keep.sum())).float()  # duplicates are worse
-        size = (gt[src, 2:] - gt[src, :2]).repeat(1, 2)
-        boxes = gt[src] + torch.randn(len(src), 4, generator=g) * jitter * size * noise[:, None]
-        boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:]) + 0.5], 1)
-        fit = paired_box_iou(boxes, gt[src]) if len(src) else torch.zeros(0)
-        scores = (0.3 + 0.6 * fit + 0.15 * torch.randn(len(src), generator=g)).clamp(0.01, 0.99)
-        det_labels = torch.where(torch.rand(len(src), generator=g) < confusion,
-                                 torch.randint(1, NUM_CLASSES + 1, (len(src),), generator=g), labels[src])
-        n_junk = int(torch.poisson(torch.tensor([junk_per_image]), generator=g))
-        xy = torch.rand(n_junk, 2, generator=g) * image_size * 0.8
-        junk = torch.cat([xy, xy + 6 + torch.rand(n_junk, 2, generator=g) * image_size * 0.3], 1)
-        out.append({
-            "boxes": torch.cat([boxes, junk]).clamp(0, image_size),
-            "scores": torch.cat([scores, (0.7 * torch.rand(n_junk, generator=g)).clamp(0.01, 1)]),
-            "labels": torch.cat([det_labels, torch.randint(1, NUM_CLASSES + 1, (n_junk,), generator=g)]),
-        })
-    return out
-
-
-def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_threshold: float = 0.5,
-                 title: str | None = None) -> torch.Tensor:
-    """Draw one image's detections as true positives (green) or false positives (red, dotted), the
-    ground truth dashed white, each class matched separately. Returns the flags, bool `[N]`."""
-    from helpers.metrics import match_detections
-    from helpers.plot import draw_boxes, show_image
-
-    show_image(ax, image, title)
-    draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
-    is_tp = torch.zeros(len(prediction["scores"]), dtype=torch.bool)
-    for label in prediction["labels"].unique().tolist():
-        mine = prediction["labels"] == label
-        gt = target["boxes"][target["labels"] == label]
-        is_tp[mine] = match_detections(prediction["boxes"][mine], prediction["scores"][mine], gt, iou_threshold)
-    for flags, colour, style in ((is_tp, "#2ecc40", "-"), (~is_tp, "#ff4136", ":")):
-        draw_boxes(ax, prediction["boxes"][flags], colour=colour, linestyle=style, scores=prediction["scores"][flags])
-    return is_tp
 
 
 # --------------------------------------------------------------------------------------------

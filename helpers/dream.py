@@ -186,14 +186,14 @@ def train_shapes_classifier(steps: int = 300, n_train: int = 1000, n_test: int =
     Returns `(net, accuracy)`: a frozen `FeatureNetwork` (normalisation mean 0.5, std 0.25) and the
     accuracy (float in [0, 1]) on `n_test` held-out scenes.
     """
-    from helpers.data import ShapesScenes, stack_single
+    from helpers.data import ShapesScenes, render
 
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     mean = torch.tensor(SHAPES_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(SHAPES_STD, device=device).view(1, 3, 1, 1)
-    train_x, train_y, _ = stack_single(ShapesScenes(n_train, size=size, seed=seed, num_objects=1, scale=scale), device)
-    test_x, test_y, _ = stack_single(ShapesScenes(n_test, size=size, seed=seed + 1, num_objects=1, scale=scale), device)
+    train_x, train_y = render(ShapesScenes(n_train, size=size, seed=seed, num_objects=1, scale=scale), "label", device=device)
+    test_x, test_y = render(ShapesScenes(n_test, size=size, seed=seed + 1, num_objects=1, scale=scale), "label", device=device)
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     train_y, test_y = train_y - 1, test_y - 1  # labels 1..3 -> classes 0..2
     with torch.random.fork_rng(devices=[]):

@@ -193,3 +193,71 @@ def draw_unet(ax, model, height: int = 32, width: int | None = None) -> dict:
     ax.set_aspect("equal")
     ax.axis("off")
     return drawn
+
+
+# --------------------------------------------------------------------------------------------
+# Detection: proposals, detections, matches and precision/recall
+# --------------------------------------------------------------------------------------------
+
+
+def draw_proposals(ax, image: torch.Tensor, boxes: torch.Tensor, top: int = 30, title: str | None = None) -> None:
+    """Draw an image with its `top` best proposals (xyxy `[P,4]`, best first) as thin white boxes."""
+    show_image(ax, image, title)
+    draw_boxes(ax, boxes[:top], colour="white", linewidth=0.6)
+
+
+def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | None = None, score_threshold: float = 0.5,
+                    title: str | None = None) -> None:
+    """Draw detections scoring at least `score_threshold` (class colours, with scores) and, if
+    given, the ground truth as dashed white boxes."""
+    show_image(ax, image, title)
+    if target is not None:
+        draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    keep = prediction["scores"] >= score_threshold
+    draw_boxes(ax, prediction["boxes"][keep], labels=prediction["labels"][keep], scores=prediction["scores"][keep])
+
+
+def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, label: str | None = None,
+                  envelope: bool = True, colour=None, fill: bool = False, envelope_colour=None) -> None:
+    """Plot a precision/recall curve (a step per detection, best score first) and, dashed, its envelope.
+
+    The envelope is drawn so that the area under it is exactly the all-point AP: on each stretch of
+    recall (recall[k-1], recall[k]] it holds the best precision reached at rank k or later. `fill`
+    shades that area. Labelled lines appear in the legend ("envelope" is named after `label`).
+    `envelope_colour` defaults to the curve's colour; a contrasting one shows where the two coincide.
+    """
+    from helpers.metrics import precision_envelope, precision_recall_curve
+
+    precision, recall = precision_recall_curve(scores, is_tp, num_gt)
+    recall = torch.cat([torch.zeros(1, dtype=recall.dtype), recall])
+    precision = torch.cat([precision[:1], precision]) if len(precision) else torch.ones(1, dtype=recall.dtype)
+    (line,) = ax.plot(recall.numpy(), precision.numpy(), drawstyle="steps-post", label=label, color=colour, lw=1.2)
+    if envelope:
+        best = precision_envelope(precision).numpy()
+        name = f"{label}: envelope" if label else "envelope"
+        ax.plot(recall.numpy(), best, drawstyle="steps-pre", ls="--", color=envelope_colour or line.get_color(), lw=1.6,
+                label=name, zorder=3)
+        if fill:
+            ax.fill_between(recall.numpy(), best, step="pre", color=line.get_color(), alpha=0.15,
+                            label="area under the envelope")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+
+
+def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_threshold: float = 0.5,
+                 title: str | None = None) -> torch.Tensor:
+    """Draw one image's detections as true positives (green) or false positives (red, dotted), the
+    ground truth dashed white, each class matched separately. Returns the flags, bool `[N]`."""
+    from helpers.metrics import match_detections
+    show_image(ax, image, title)
+    draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    is_tp = torch.zeros(len(prediction["scores"]), dtype=torch.bool)
+    for label in prediction["labels"].unique().tolist():
+        mine = prediction["labels"] == label
+        gt = target["boxes"][target["labels"] == label]
+        is_tp[mine] = match_detections(prediction["boxes"][mine], prediction["scores"][mine], gt, iou_threshold)
+    for flags, colour, style in ((is_tp, "#2ecc40", "-"), (~is_tp, "#ff4136", ":")):
+        draw_boxes(ax, prediction["boxes"][flags], colour=colour, linestyle=style, scores=prediction["scores"][flags])
+    return is_tp

@@ -1,4 +1,4 @@
-"""Semantic segmentation: data as tensors, prediction, and the naive per-pixel baseline (with its
+"""Semantic segmentation: prediction and the naive per-pixel baseline (with its
 mini-batches for `helpers.train.fit`). The metrics (IoU, Dice, boundary accuracy) are in `helpers.metrics`.
 
 Class maps are int64 `[..., H, W]` with 0 = background.
@@ -12,20 +12,6 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-
-
-def stack_semantic(dataset: Dataset, device: torch.device | str = "cpu"):
-    """Render a whole `ShapesScenes` once: images float32 `[n, 3, H, W]`, masks int64 `[n, H, W]`."""
-    if len(dataset) == 0:
-        raise ValueError("dataset must hold at least one scene")
-    images, masks = zip(*((image, target["semantic"]) for image, target in (dataset[i] for i in range(len(dataset)))))
-    return torch.stack(images).to(device), torch.stack(masks).to(device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,11 +62,12 @@ def patches_at(images: torch.Tensor, n: torch.Tensor, ys: torch.Tensor, xs: torc
     images `[N, C, H, W]`; n, ys, xs int64 `[B]`. Outside the image the border pixels are repeated.
     """
     r = patch_size // 2
-    padded = F.pad(images, (r, r, r, r), mode="replicate")
+    padded = F.pad(images[n], (r, r, r, r), mode="replicate")  # only the B images read, not all N
     offsets = torch.arange(patch_size, device=images.device)
     rows = (ys[:, None] + offsets)[:, :, None]  # [B, p, 1]
     cols = (xs[:, None] + offsets)[:, None, :]  # [B, 1, p]
-    return padded[n[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # [B, p, p, C] -> [B, C, p, p]
+    which = torch.arange(len(n), device=images.device)[:, None, None]
+    return padded[which, :, rows, cols].permute(0, 3, 1, 2)  # [B, p, p, C] -> [B, C, p, p]
 
 
 def random_pixel_patches(images: torch.Tensor, masks: torch.Tensor, patch_size: int, batch_size: int,

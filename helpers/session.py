@@ -10,7 +10,7 @@ Environment variables (all optional; unset means "decide from the machine"):
   `cpu=` value even on a GPU; `auto` (or unset) picks by device. Tests use `gpu` to run the settings
   a Colab GPU session gets on a CPU, so a size or setting only the GPU path uses cannot break unseen.
 - `SEEING_NETWORKS_MAX_STEPS`: a positive int; every training and optimisation loop of the course
-  (`helpers.train.fit`, `helpers.detection.train_detector`, `helpers.dream.deepdream`,
+  (`helpers.train.fit`, which also trains the detector, `helpers.dream.deepdream`,
   `helpers.style.style_transfer`) then runs at most that many steps (`capped_steps`). For smoke tests
   of a whole notebook: its quality asserts will fail, everything else should run.
 """

@@ -8,14 +8,10 @@ Conventions used throughout (the notebook states them too):
 - total: `content + k * style`, the handout's L(x) with squared errors (and, optionally, a small
   total-variation term that discourages pixel noise).
 
-Images are `[3,H,W]` (or `[B,3,H,W]`) floats in [0,1]; `load_image` reads a shipped name, a path or a URL.
+Images are `[3,H,W]` (or `[B,3,H,W]`) floats in [0,1]; `helpers.data.load_image` reads a shipped name, a path or a URL.
 """
 
 from __future__ import annotations
-
-import io
-import urllib.request
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,35 +22,6 @@ from helpers.features import FeatureNetwork, last_needed
 #: Gatys et al.'s layers: content from conv4_2, style from conv1_1 ... conv5_1 (we read the ReLU outputs).
 PAPER_CONTENT_LAYER = "relu4_2"
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
-
-def load_image(source, size: int | None = None) -> torch.Tensor:
-    """Read an image as float32 `[3,H,W]` in [0,1].
-
-    source: a file name in the course's `data/` folder, a path, or an http(s) URL.
-    size: if given, resize so the shorter side is `size`, then centre-crop to `size` x `size`.
-    """
-    from PIL import Image
-    import torchvision.transforms.functional as TF
-
-    if isinstance(source, (str, Path)) and str(source).startswith(("http://", "https://")):
-        with urllib.request.urlopen(str(source), timeout=20) as answer:
-            image = Image.open(io.BytesIO(answer.read()))
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            from helpers.data import data_path
-
-            path = data_path(str(source))  # raises FileNotFoundError naming the data folder
-        image = Image.open(path)
-    else:
-        raise TypeError(f"source must be a file name, a path or a URL, got {type(source).__name__}")
-    tensor = TF.to_tensor(image.convert("RGB"))
-    if size is not None:
-        if not isinstance(size, int) or size < 8:
-            raise ValueError(f"size must be an int of at least 8, got {size!r}")
-        tensor = TF.center_crop(TF.resize(tensor, size, antialias=True), [size, size]).clamp(0, 1)
-    return tensor
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,7 @@ def fit(
     lr: float = 2e-3,
     warmup: float = 0.0,
     weight_decay: float = 0.0,
+    clip_grad_norm: float | None = None,
     desc: str = "training",
     progress: bool = True,
 ) -> dict[str, list[float]]:
@@ -66,7 +67,9 @@ def fit(
     `batches` yields one mini-batch per step; `step_loss(model, batch)` returns a dict of scalar loss
     tensors, and their sum is minimised. The learning rate rises linearly from 0 to `lr` over the
     first `warmup` fraction of the steps, then falls to 0 along a half cosine. `weight_decay` is
-    AdamW's (0 makes it plain Adam). Returns the history of every entry (and of the total as
+    AdamW's (0 makes it plain Adam). `clip_grad_norm`, when given, rescales the gradients of each
+    step so that their joint norm is at most that (torch's `clip_grad_norm_`). A loss that is not
+    finite stops training with a `FloatingPointError` that names the step and the loss. Returns the history of every entry (and of the total as
     "loss"), one float per step; leaves the model in eval mode. `progress=False` hides the bar.
     `SEEING_NETWORKS_MAX_STEPS` (see `helpers.session`) caps `steps`; the schedule then spans the
     capped run.
@@ -76,16 +79,25 @@ def fit(
     steps = capped_steps(steps)
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be a fraction of the steps in [0, 1), got {warmup!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be a positive number or None, got {clip_grad_norm!r}")
     model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(warmup_cosine, steps=steps, warmup=warmup))
     history: dict[str, list[float]] = {}
     bar = progress_bar(range(steps), desc=desc, disable=not progress)
-    for _ in bar:
+    for step in bar:
         losses = step_loss(model, next(batches))
         total = sum(losses.values())
+        if not torch.isfinite(total):
+            values = ", ".join(f"{name} {float(value.detach()):.4g}" for name, value in losses.items())
+            raise FloatingPointError(f"the loss is not finite at step {step} of {steps} ({values}); "
+                                     "try a smaller lr or set clip_grad_norm")
         optimiser.zero_grad()
         total.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
         optimiser.step()
         schedule.step()
         for name, value in {**losses, "loss": total}.items():
@@ -105,10 +117,11 @@ def warmup_cosine(step: int, steps: int, warmup: float = 0.0) -> float:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256):
-    """Run `model` in eval mode over `images` `[N, ...]` in batches; outputs are concatenated."""
+def forward_in_batches(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 256):
+    """Run `model` in eval mode over `inputs` `[N, ...]`, `batch_size` at a time: its outputs `[N, ...]`
+    concatenated (a tuple of them when the model returns a tuple)."""
     model.eval()
-    outputs = [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    outputs = [model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     if isinstance(outputs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outputs))
     return torch.cat(outputs)

@@ -1,10 +1,26 @@
-"""ShapesScenes: conventions, determinism, and agreement between the targets of the four tasks."""
+"""ShapesScenes: conventions, determinism, and agreement between the targets of the four tasks;
+rendering a dataset to tensors, and loading the shipped images."""
+
+import functools
+import http.server
+import threading
 
 import pytest
 import torch
 from torchvision.ops import masks_to_boxes
 
-from helpers.data import CLASSES, NUM_CLASSES, ShapesScenes, boxes_from_masks, collate, semantic_from_instances, stack_single
+from helpers.data import (
+    CLASSES,
+    DATA_DIR,
+    NUM_CLASSES,
+    RENDER_FIELDS,
+    ShapesScenes,
+    boxes_from_masks,
+    collate,
+    load_image,
+    render,
+    semantic_from_instances,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +96,37 @@ def test_single_object_scenes():
     assert all(len(ds[i][1]["labels"]) == 1 for i in range(len(ds)))
 
 
-def test_collate_and_stack_single():
+def test_collate_lists_images_and_targets():
     ds = ShapesScenes(4, size=32, seed=0)
     images, targets = collate([ds[i] for i in range(4)])
     assert len(images) == 4 and len(targets) == 4 and images[0].shape == (3, 32, 32)
-    x, labels, boxes = stack_single(ds)
-    assert x.shape == (4, 3, 32, 32) and labels.shape == (4,) and boxes.shape == (4, 4)
+
+
+def test_render_stacks_each_field_of_every_scene():
+    ds = ShapesScenes(4, size=32, seed=0)
+    x, labels, boxes, semantic, targets = render(ds, "label", "box", "semantic", "targets")
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
+    assert labels.shape == (4,) and labels.dtype == torch.int64
+    assert boxes.shape == (4, 4) and boxes.dtype == torch.float32
+    assert semantic.shape == (4, 32, 32) and semantic.dtype == torch.int64
+    assert len(targets) == 4 and set(targets[0]) == {"boxes", "labels"}
+    for k in range(4):
+        image, target = ds[k]
+        assert torch.equal(x[k], image) and torch.equal(semantic[k], target["semantic"])
+        assert labels[k] == target["label"] and torch.equal(boxes[k], target["box"])
+        assert torch.equal(targets[k]["boxes"], target["boxes"]) and torch.equal(targets[k]["labels"], target["labels"])
+    assert set(RENDER_FIELDS) == {"label", "box", "semantic", "targets"}
+
+
+@pytest.mark.parametrize("fields", [(), ("masks",), ("label", "boxes")])
+def test_render_names_the_fields_it_knows(fields):
+    with pytest.raises(ValueError, match="fields must be one or more of"):
+        render(ShapesScenes(2, size=32), *fields)
+
+
+def test_render_refuses_an_empty_dataset():
+    with pytest.raises(ValueError, match="dataset"):
+        render(ShapesScenes(0, size=32), "label")
 
 
 def test_boxes_from_masks_handles_a_single_pixel():
@@ -111,3 +152,28 @@ def test_bad_index_and_bad_semantic_inputs():
         semantic_from_instances(torch.zeros(4, 4), torch.zeros(0, dtype=torch.int64))
     with pytest.raises(ValueError, match="labels"):
         semantic_from_instances(torch.zeros(2, 4, 4), torch.zeros(3, dtype=torch.int64))
+
+
+def test_load_image_from_the_data_folder_a_path_and_a_url(tmp_path):
+    by_name = load_image("chelsea.jpg", size=64)
+    assert by_name.shape == (3, 64, 64) and by_name.dtype == torch.float32
+    assert 0 <= float(by_name.min()) and float(by_name.max()) <= 1
+    by_path = load_image(DATA_DIR / "chelsea.jpg", size=64)
+    assert torch.equal(by_name, by_path)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        urllib.request.install_opener(opener)
+        by_url = load_image(f"http://127.0.0.1:{server.server_address[1]}/chelsea.jpg", size=64)
+    finally:
+        urllib.request.install_opener(None)
+        server.shutdown()
+    assert torch.equal(by_name, by_url)
+    with pytest.raises(FileNotFoundError):
+        load_image("no_such_picture.png")
+    with pytest.raises(TypeError, match="source"):
+        load_image(42)

@@ -1,4 +1,5 @@
-"""helpers.detection: the small Faster R-CNN, its loops, the pretend detector and the drawings."""
+"""helpers.detection (the small Faster R-CNN, its batches and losses for fit, detecting), and its drawings
+in helpers.plot and the pretend detector in helpers.metrics."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import pytest
 import torch
 
 from helpers import detection as D
-from helpers.data import ShapesScenes
+from helpers.data import ShapesScenes, render
+from helpers.metrics import simulated_detections
+from helpers.plot import draw_detections, draw_matches, draw_pr_curve, draw_proposals
+from helpers.train import fit
 from helpers.exercises.nb03 import reference_anchors
 from helpers.metrics import mean_average_precision
 
 
 @pytest.fixture(scope="module")
 def scenes():
-    return D.render(ShapesScenes(6, size=64, seed=3))
+    return render(ShapesScenes(6, size=64, seed=3), "targets")
 
 
 @pytest.mark.parametrize("stride", [4, 8, 16])
@@ -62,17 +66,15 @@ def test_model_returns_the_four_losses_and_detections(scenes):
     assert len(out) == 2 and set(out[0]) == {"boxes", "scores", "labels"}
 
 
-def test_train_detector_history_and_predict(scenes):
+def test_fit_trains_a_detector_then_detect_and_proposals(scenes):
     images, targets = scenes
     model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
-    threads = torch.get_num_threads()
-    history = D.train_detector(model, images, targets, steps=3, batch_size=2, progress=False, optimizer="adamw", lr=1e-3)
-    assert torch.get_num_threads() == threads  # the single-thread training leaves torch's setting as it was
+    batches = D.random_scene_batches(images, targets, batch_size=2)
+    history = fit(model, batches, D.detection_losses, steps=3, lr=1e-3, clip_grad_norm=10.0, progress=False)
     for name in D.LOSS_NAMES + ("loss",):
         assert len(history[name]) == 3
-    assert history["seconds"][0] > 0
     assert not model.training
-    preds = D.predict(model, images, batch_size=4)
+    preds = D.detect(model, images, batch_size=4)
     assert len(preds) == len(images) and preds[0]["boxes"].device.type == "cpu"
     props = D.proposals(model, images[:2])
     assert len(props) == 2 and props[0].shape[1] == 4
@@ -82,27 +84,43 @@ def test_train_detector_history_and_predict(scenes):
     assert 0.0 <= metrics["map"] <= 1.0 and 0.0 <= metrics["voc_map_50"] <= 1.0
 
 
-def test_train_detector_rejects_what_torchvision_would_crash_on(scenes):
+def test_scene_batches_refuse_what_torchvision_would_crash_on(scenes):
     images, targets = scenes
-    model = D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
     bad_labels = [dict(t, labels=t["labels"].int()) for t in targets]
     with pytest.raises(TypeError, match="int64"):
-        D.train_detector(model, images, bad_labels, steps=1, progress=False)
+        next(D.random_scene_batches(images, bad_labels, batch_size=2))
     flat = [dict(t) for t in targets]
     flat[0] = {"boxes": torch.tensor([[3.0, 3, 3, 9]]), "labels": torch.tensor([1])}
     with pytest.raises(ValueError, match="zero width"):
-        D.train_detector(model, images, flat, steps=1, progress=False)
-    with pytest.raises(ValueError, match="steps"):
-        D.train_detector(model, images, targets, steps=0, progress=False)
-    with pytest.raises(ValueError, match="optimizer"):
-        D.train_detector(model, images, targets, steps=1, progress=False, optimizer="adam")
+        next(D.random_scene_batches(images, flat, batch_size=2))
+    with pytest.raises(ValueError, match="same length"):
+        next(D.random_scene_batches(images, targets[:2], batch_size=2))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(D.random_scene_batches(images, targets, batch_size=0))
 
 
-def test_flip_mirrors_boxes(scenes):
+def test_scene_batches_are_mirrored_copies_of_the_scenes(scenes):
     images, targets = scenes
-    image, target = D._flip(images[0], targets[0])
+    xs, ys = next(D.random_scene_batches(images, targets, batch_size=12, seed=1))
+    mirrored = 0
+    for x, y in zip(xs, ys):
+        k = next(k for k in range(len(images)) if torch.equal(x, images[k]) or torch.equal(x, images[k].flip(-1)))
+        if torch.equal(x, images[k]) and not torch.equal(x, images[k].flip(-1)):
+            assert torch.equal(y["boxes"], targets[k]["boxes"])
+        else:
+            mirrored += 1
+            assert torch.equal(y["boxes"], D.mirrored(images[k], targets[k])[1]["boxes"])
+        assert torch.equal(y["labels"], targets[k]["labels"])
+    assert 0 < mirrored < 12
+    unflipped = next(D.random_scene_batches(images, targets, batch_size=12, seed=1, flip=False))[0]
+    assert all(any(torch.equal(x, image) for image in images) for x in unflipped)
+
+
+def test_mirrored_reflects_boxes(scenes):
+    images, targets = scenes
+    image, target = D.mirrored(images[0], targets[0])
     assert torch.equal(image.flip(-1), images[0])
-    back = D._flip(image, target)[1]["boxes"]
+    back = D.mirrored(image, target)[1]["boxes"]
     assert torch.equal(back, targets[0]["boxes"])
     assert bool((target["boxes"][:, 2] > target["boxes"][:, 0]).all())
 
@@ -118,28 +136,28 @@ def test_model_anchors_are_the_exercise_reference():
 
 def test_simulated_detections_are_deterministic_and_well_formed(scenes):
     _, targets = scenes
-    a = D.simulated_detections(targets, seed=1)
-    b = D.simulated_detections(targets, seed=1)
+    a = simulated_detections(targets, seed=1)
+    b = simulated_detections(targets, seed=1)
     for p, q, t in zip(a, b, targets):
         assert torch.equal(p["boxes"], q["boxes"]) and torch.equal(p["scores"], q["scores"])
         assert p["labels"].dtype == torch.int64
         assert bool((p["boxes"][:, 2:] >= p["boxes"][:, :2]).all())
     result = mean_average_precision(a, targets)
     assert 0.0 < result["map_50"] <= 1.0
-    perfect = D.simulated_detections(targets, seed=0, miss_rate=0.0, jitter=0.0, duplicate_rate=0.0,
+    perfect = simulated_detections(targets, seed=0, miss_rate=0.0, jitter=0.0, duplicate_rate=0.0,
                                       junk_per_image=0.0, confusion=0.0)
     assert mean_average_precision(perfect, targets, iou_thresholds=[0.5])["map"] == pytest.approx(1.0)
 
 
 def test_drawings_run(scenes):
     images, targets = scenes
-    preds = D.simulated_detections(targets, seed=2)
+    preds = simulated_detections(targets, seed=2)
     fig, axes = plt.subplots(1, 4)
-    D.draw_detections(axes[0], images[0], preds[0], targets[0], score_threshold=0.3)
-    D.draw_proposals(axes[1], images[0], targets[0]["boxes"], top=5)
-    flags = D.draw_matches(axes[2], images[0], preds[0], targets[0], 0.5)
+    draw_detections(axes[0], images[0], preds[0], targets[0], score_threshold=0.3)
+    draw_proposals(axes[1], images[0], targets[0]["boxes"], top=5)
+    flags = draw_matches(axes[2], images[0], preds[0], targets[0], 0.5)
     assert flags.shape == preds[0]["scores"].shape
-    D.draw_pr_curve(axes[3], preds[0]["scores"], flags, len(targets[0]["boxes"]), label="x")
+    draw_pr_curve(axes[3], preds[0]["scores"], flags, len(targets[0]["boxes"]), label="x")
     assert len(axes[0].patches) >= len(targets[0]["boxes"])
     plt.close(fig)
 
@@ -148,12 +166,12 @@ def test_pr_curve_envelope_encloses_the_all_point_ap(scenes):
     from helpers.metrics import average_precision
 
     _, targets = scenes
-    preds = D.simulated_detections(targets, seed=2)
+    preds = simulated_detections(targets, seed=2)
     scores = torch.cat([p["scores"] for p in preds])
     is_tp = torch.rand(len(scores), generator=torch.Generator().manual_seed(0)) < 0.6
     num_gt = int(is_tp.sum()) + 3
     fig, ax = plt.subplots()
-    D.draw_pr_curve(ax, scores, is_tp, num_gt, label="x", fill=True, envelope_colour="black")
+    draw_pr_curve(ax, scores, is_tp, num_gt, label="x", fill=True, envelope_colour="black")
     raw, envelope = ax.lines[0], ax.lines[1]
     assert envelope.get_label() == "x: envelope" and envelope.get_drawstyle() == "steps-pre"
     recall, best = envelope.get_xdata(), envelope.get_ydata()
@@ -192,3 +210,40 @@ def test_detection_errors_sorts_each_kind():
     assert D.detection_errors([perfect], [target])["errors"] == []
     with pytest.raises(ValueError, match="same length"):
         D.detection_errors([perfect], [])
+
+
+@pytest.mark.parametrize("bins", [1, 5, 7])
+def test_bin_centre_roi_align_equals_torchvisions_with_one_sample(bins):
+    """Values and gradients: random features, proposals of every size, some on the image's edge, one
+    narrower than a cell, an image without proposals, and images of two sizes padded into one batch."""
+    from torchvision.ops import MultiScaleRoIAlign
+
+    g = torch.Generator().manual_seed(bins)
+    features = torch.randn(3, 8, 16, 16, generator=g, dtype=torch.float64)
+    image_shapes = [(64, 64), (64, 48), (60, 64)]
+    proposals = []
+    for (h, w), n in zip(image_shapes, (12, 0, 9)):
+        xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([w - 2.0, h - 2.0], dtype=torch.float64)
+        wh = 0.5 + torch.rand(n, 2, generator=g, dtype=torch.float64) * 40
+        proposals.append(torch.cat([xy, torch.minimum(xy + wh, torch.tensor([w, h], dtype=torch.float64))], 1))
+    proposals[0][0] = torch.tensor([0.0, 0.0, 64.0, 64.0], dtype=torch.float64)  # the whole image
+    proposals[0][1] = torch.tensor([10.0, 20.0, 11.0, 20.5], dtype=torch.float64)  # under a cell wide
+    ours, theirs = D.BinCentreRoIAlign(bins), MultiScaleRoIAlign(["0"], bins, sampling_ratio=1)
+    a_in, b_in = features.clone().requires_grad_(), features.clone().requires_grad_()
+    a = ours({"0": a_in}, proposals, image_shapes)
+    b = theirs({"0": b_in}, proposals, image_shapes)
+    assert a.shape == b.shape == (21, 8, bins, bins)
+    assert torch.allclose(a, b, atol=1e-10)
+    weights = torch.randn(a.shape, generator=g, dtype=torch.float64)
+    (a * weights).sum().backward()
+    (b * weights).sum().backward()
+    assert torch.allclose(a_in.grad, b_in.grad, atol=1e-10)
+
+
+def test_the_model_pools_with_bin_centres_only_at_one_sample_per_bin():
+    from torchvision.ops import MultiScaleRoIAlign
+
+    assert isinstance(D.small_faster_rcnn(sampling_ratio=1).roi_heads.box_roi_pool, D.BinCentreRoIAlign)
+    assert type(D.small_faster_rcnn(sampling_ratio=2).roi_heads.box_roi_pool) is MultiScaleRoIAlign
+    with pytest.raises(ValueError, match="output_size"):
+        D.BinCentreRoIAlign(0)

@@ -20,6 +20,7 @@ import torch
 import torchvision
 
 from helpers import dream, features, session, style
+from helpers.data import load_image
 from tests import notebook_runs
 
 DREAM_NOTEBOOK = notebook_runs.SOLUTIONS / "06_deepdream.ipynb"
@@ -151,8 +152,8 @@ def style_settings(vgg) -> dict:
 def test_a_small_descent_step_lowers_the_style_transfer_loss(vgg):
     s = style_settings(vgg)
     content_layer, style_layers = s["CONTENT_LAYER"], list(s["STYLE_LAYERS"])
-    content = style.load_image("chelsea.jpg", size=64)
-    painting = style.load_image("waves.jpg", size=64)
+    content = load_image("chelsea.jpg", size=64)
+    painting = load_image("waves.jpg", size=64)
     layers = [content_layer, *style_layers]
     cut = vgg.truncated(features.last_needed(vgg, layers))
     with torch.no_grad():
@@ -184,7 +185,7 @@ def test_style_transfer_runs_with_the_notebook_settings(vgg, monkeypatch, scale)
     size = s["SIZE"]
     # every k of the notebook side by side at the CPU size; one k at the (four times costlier) GPU size
     ks = s["KS"] if scale == "cpu" else [s["K"]]
-    content, painting = style.load_image("chelsea.jpg", size=size), style.load_image("waves.jpg", size=size)
+    content, painting = load_image("chelsea.jpg", size=size), load_image("waves.jpg", size=size)
     results, history = style.style_transfer(vgg, content, painting, k=ks, content_layer=s["CONTENT_LAYER"],
                                             style_layers=s["STYLE_LAYERS"], steps=MAX_STEPS, optimiser=s["OPTIMISER"],
                                             lr=s["LR"], record_every=1, progress=False)

@@ -1,11 +1,11 @@
-"""Segmentation metrics on hand-made cases, rendering to tensors, and the per-pixel baseline."""
+"""Segmentation: the per-pixel baseline, its batches, and dense prediction."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from helpers.data import ShapesScenes
+from helpers.data import ShapesScenes, render
 from helpers.segmentation import (
     PatchClassifier,
     forward_flops,
@@ -13,17 +13,9 @@ from helpers.segmentation import (
     predict_masks,
     predict_per_pixel,
     random_pixel_patches,
-    stack_semantic,
 )
 from helpers.train import cross_entropy_step, fit, random_batches, random_flips
 from helpers.unet import UNet
-
-def test_stack_semantic_renders_images_and_masks():
-    images, masks = stack_semantic(ShapesScenes(3, size=32, seed=0))
-    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.float32
-    assert masks.shape == (3, 32, 32) and masks.dtype == torch.int64
-    assert torch.equal(masks[1], ShapesScenes(3, size=32, seed=0)[1][1]["semantic"])
-
 
 def test_patches_are_centred_on_their_pixel():
     images = torch.arange(2 * 1 * 6 * 6.0).reshape(2, 1, 6, 6)
@@ -46,7 +38,7 @@ def test_per_pixel_prediction_runs_one_patch_per_pixel_and_matches_patches_at():
 
 
 def test_random_pixel_patches_label_the_centre_pixel():
-    images, masks = stack_semantic(ShapesScenes(3, size=32, seed=0))
+    images, masks = render(ShapesScenes(3, size=32, seed=0), "semantic")
     patches, labels = next(random_pixel_patches(images, masks, patch_size=9, batch_size=64))
     assert patches.shape == (64, 3, 9, 9) and labels.shape == (64,) and labels.dtype == torch.int64
     for k in range(64):  # the centre of each patch is the pixel whose class is given
@@ -55,13 +47,13 @@ def test_random_pixel_patches_label_the_centre_pixel():
 
 
 def test_bad_batch_inputs_name_the_argument():
-    images, masks = stack_semantic(ShapesScenes(2, size=32, seed=0))
+    images, masks = render(ShapesScenes(2, size=32, seed=0), "semantic")
     with pytest.raises(ValueError, match="masks"):
         next(random_pixel_patches(images, masks[:1], patch_size=9, batch_size=2))
 
 
 def test_both_models_learn_with_fit():
-    images, masks = stack_semantic(ShapesScenes(4, size=32, seed=0))
+    images, masks = render(ShapesScenes(4, size=32, seed=0), "semantic")
     torch.manual_seed(0)
     history = fit(UNet(3, 4, 4, 1), random_flips(random_batches(images, masks, batch_size=2)), cross_entropy_step, steps=15, lr=1e-2, warmup=0.2)
     assert sum(history["loss"][-5:]) < sum(history["loss"][:5])

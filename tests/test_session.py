@@ -92,14 +92,15 @@ def test_fit_runs_at_most_the_capped_number_of_steps(no_overrides):
 
 
 def test_every_loop_of_the_course_honours_the_step_cap(no_overrides):
-    """fit (above), the detector's loop, DeepDream and style transfer: a smoke run stays short."""
+    """fit (above, and training a detector), DeepDream and style transfer: a smoke run stays short."""
     from helpers import detection, dream, features, style
-    from helpers.data import ShapesScenes
+    from helpers.data import ShapesScenes, render
 
     no_overrides.setenv(session.MAX_STEPS_ENV, "2")
-    images, targets = detection.render(ShapesScenes(4, size=64, seed=3))
+    images, targets = render(ShapesScenes(4, size=64, seed=3), "targets")
     model = detection.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32))
-    history = detection.train_detector(model, images, targets, steps=50, batch_size=2, progress=False)
+    history = train.fit(model, detection.random_scene_batches(images, targets, batch_size=2), detection.detection_losses,
+                        steps=50, progress=False)
     assert len(history["loss"]) == 2
 
     torch.manual_seed(0)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-
 import pytest
 import torch
 
@@ -134,31 +130,6 @@ def test_clamped_share_counts_the_frame_and_the_inside():
     assert style.clamped_share(torch.stack([image, image])) == style.clamped_share(image)
     with pytest.raises(ValueError, match="width"):
         style.clamped_share(image, width=5)
-
-
-def test_load_image_from_the_data_folder_a_path_and_a_url(tmp_path):
-    by_name = style.load_image("chelsea.jpg", size=64)
-    assert by_name.shape == (3, 64, 64) and by_name.dtype == torch.float32
-    assert 0 <= float(by_name.min()) and float(by_name.max()) <= 1
-    by_path = style.load_image(DATA_DIR / "chelsea.jpg", size=64)
-    assert torch.equal(by_name, by_path)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(DATA_DIR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        import urllib.request
-
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-        urllib.request.install_opener(opener)
-        by_url = style.load_image(f"http://127.0.0.1:{server.server_address[1]}/chelsea.jpg", size=64)
-    finally:
-        urllib.request.install_opener(None)
-        server.shutdown()
-    assert torch.equal(by_name, by_url)
-    with pytest.raises(FileNotFoundError):
-        style.load_image("no_such_picture.png")
-    with pytest.raises(TypeError, match="source"):
-        style.load_image(42)
 
 
 def test_shipped_images_are_small_and_documented():

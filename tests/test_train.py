@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from helpers.train import cross_entropy_step, fit, predict, random_batches, random_flips, warmup_cosine
+from helpers.train import cross_entropy_step, fit, forward_in_batches, random_batches, random_flips, warmup_cosine
 
 
 def test_warmup_cosine_rises_then_falls_to_zero():
@@ -81,7 +82,7 @@ def test_fit_lowers_the_loss_and_records_every_term():
     assert math.isclose(history["loss"][0], history["cross-entropy"][0] + history["weights"][0], rel_tol=1e-6)
     assert sum(history["loss"][-10:]) < 0.5 * sum(history["loss"][:10])
     assert not model.training
-    assert (predict(model, x).argmax(1) == y).float().mean() > 0.9
+    assert (forward_in_batches(model, x).argmax(1) == y).float().mean() > 0.9
 
 
 @pytest.mark.parametrize("kwargs,name", [({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": 5, "warmup": 1.0}, "warmup")])
@@ -99,3 +100,41 @@ def test_cross_entropy_step_works_per_image_and_per_pixel():
     linear = torch.nn.Linear(3, 4)
     x, y = torch.rand(7, 3), torch.randint(4, (7,))
     assert torch.isclose(cross_entropy_step(linear, (x, y))["cross-entropy"], F.cross_entropy(linear(x), y))
+
+
+def test_fit_stops_at_a_non_finite_loss_and_names_the_step():
+    model = torch.nn.Linear(2, 1)
+
+    def blows_up_at_step_3(model, batch, calls=[]):
+        calls.append(1)
+        loss = model(batch).pow(2).mean()
+        return {"loss_a": loss * (float("inf") if len(calls) == 4 else 1.0)}
+
+    batches = iter(lambda: torch.ones(4, 2), None)
+    with pytest.raises(FloatingPointError, match=r"step 3 of 10 \(loss_a inf\)"):
+        fit(model, batches, blows_up_at_step_3, steps=10, progress=False)
+
+
+def test_fit_clips_the_gradient_norm():
+    """One step of plain Adam moves each weight by about lr whatever the gradient's size, so compare
+    the gradient itself: with clipping, the gradient the optimiser saw has norm at most the limit."""
+    seen = []
+    model = torch.nn.Linear(3, 1)
+    batches = iter(lambda: 1000 * torch.ones(8, 3), None)
+
+    def step(model, batch):
+        return {"loss": model(batch).pow(2).mean()}
+
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(math.sqrt(sum(float(p.grad.pow(2).sum()) for g in opt.param_groups for p in g["params"]))))
+    try:
+        fit(model, batches, step, steps=3, clip_grad_norm=0.5, progress=False)
+        clipped = list(seen)
+        seen.clear()
+        fit(torch.nn.Linear(3, 1), batches, step, steps=3, progress=False)
+    finally:
+        hook.remove()
+    assert max(clipped) <= 0.5 + 1e-6
+    assert min(seen) > 10  # without clipping the same batches give far larger gradients
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        fit(model, batches, step, steps=1, clip_grad_norm=0, progress=False)
