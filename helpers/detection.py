@@ -107,7 +107,8 @@ class BinCentreRoIAlign(MultiScaleRoIAlign):
 
 def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128, channels: int = 64, stride: int = 16,
                       anchor_sizes=(16, 32, 64), aspect_ratios=(0.5, 1.0, 2.0), head_width: int = 256,
-                      sampling_ratio: int = 2, rois_per_image: int = 64, roi_size: int = 7) -> FasterRCNN:
+                      sampling_ratio: int = 2, rois_per_image: int = 64, roi_size: int = 7,
+                      positive_fraction: float = 0.25) -> FasterRCNN:
     """A Faster R-CNN small enough to train from scratch on a CPU in a couple of minutes.
 
     Args:
@@ -123,6 +124,8 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         rois_per_image: proposals per image the box head trains on at each step.
         roi_size: RoIAlign's output is `roi_size x roi_size` bins per proposal (torchvision's default is 7);
             fewer bins make RoIAlign's backward pass and the head's first layer cheaper.
+        positive_fraction: at most this share of the `rois_per_image` proposals the head trains on
+            are positives (proposals on an object); torchvision's default is 0.25.
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}")
@@ -130,6 +133,8 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         raise ValueError(f"image_size must be an int of at least 32, got {image_size!r}")
     if not isinstance(roi_size, int) or roi_size < 1:
         raise ValueError(f"roi_size must be a positive int (bins per side), got {roi_size!r}")
+    if not 0 < positive_fraction <= 1:
+        raise ValueError(f"positive_fraction must be in (0, 1], got {positive_fraction!r}")
     backbone = small_backbone(channels, stride)
     anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
     if sampling_ratio == 1:
@@ -155,6 +160,7 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         box_head=head,
         box_predictor=predictor,
         box_batch_size_per_image=rois_per_image,
+        box_positive_fraction=positive_fraction,
         box_detections_per_img=50,
     )
 

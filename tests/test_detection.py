@@ -44,6 +44,13 @@ def test_backbone_and_model_bad_arguments():
         D.small_faster_rcnn(image_size=16)
     with pytest.raises(ValueError, match="roi_size"):
         D.small_faster_rcnn(roi_size=0)
+    with pytest.raises(ValueError, match="positive_fraction"):
+        D.small_faster_rcnn(positive_fraction=0)
+
+
+def test_positive_fraction_reaches_the_heads_sampler():
+    assert D.small_faster_rcnn().roi_heads.fg_bg_sampler.positive_fraction == 0.25
+    assert D.small_faster_rcnn(positive_fraction=0.5).roi_heads.fg_bg_sampler.positive_fraction == 0.5
 
 
 def test_roi_size_sets_the_pooled_patch_and_the_head_width():
