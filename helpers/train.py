@@ -69,8 +69,9 @@ def fit(
     first `warmup` fraction of the steps, then falls to 0 along a half cosine. `weight_decay` is
     AdamW's (0 makes it plain Adam). `clip_grad_norm`, when given, rescales the gradients of each
     step so that their joint norm is at most that (torch's `clip_grad_norm_`). A loss that is not
-    finite stops training with a `FloatingPointError` that names the step and the loss. Returns the history of every entry (and of the total as
-    "loss"), one float per step; leaves the model in eval mode. `progress=False` hides the bar.
+    finite stops training with a `FloatingPointError` that names the step and the loss. Returns the
+    history of every entry (and of the total as "loss"), one float per step; leaves the model in
+    eval mode. `progress=False` hides the bar.
     `SEEING_NETWORKS_MAX_STEPS` (see `helpers.session`) caps `steps`; the schedule then spans the
     capped run.
     """
