@@ -70,14 +70,17 @@ def parse_metrics(text: str) -> list[Metric]:
     return found
 
 
-def output_text(cell) -> str:
-    """The text a code cell printed or displayed (streams and text/plain results)."""
+def output_text(cell, errors: bool = False) -> str:
+    """The text a code cell printed or displayed (streams and text/plain results), and with `errors`
+    also its exceptions as `Name: message`."""
     parts = []
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream":
             parts.append(out.get("text", ""))
         elif out.get("output_type") in ("execute_result", "display_data"):
             parts.append(out.get("data", {}).get("text/plain", ""))
+        elif errors and out.get("output_type") == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
     return "\n".join(parts)
 
 
@@ -120,17 +123,21 @@ def run_notebook(path: Path, timeout: float) -> Run:
     return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code))
 
 
+def cell_seconds(cell) -> float | None:
+    """How long a code cell ran, from nbclient's timing metadata (None when it did not run)."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return None
+    parse = lambda stamp: _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (parse(end) - parse(start)).total_seconds()
+
+
 def slowest_cell(code_cells) -> tuple[int, float] | None:
     """(code cell number, seconds) of the cell that ran longest, from nbclient's timing metadata."""
-    best = None
-    for number, cell in enumerate(code_cells):
-        timing = cell.get("metadata", {}).get("execution", {})
-        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-        if start and end:
-            took = (_dt.datetime.fromisoformat(end.replace("Z", "+00:00")) - _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-            if best is None or took > best[1]:
-                best = (number, took)
-    return best
+    timed = [(number, cell_seconds(cell)) for number, cell in enumerate(code_cells)]
+    timed = [(number, took) for number, took in timed if took is not None]
+    return max(timed, key=lambda pair: pair[1]) if timed else None
 
 
 def describe_device() -> dict:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torchvision
+
+from benchmarks.series import cell_seconds, current_env_kernel, output_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -153,43 +154,6 @@ def solution_notebooks(containing: str = "") -> list[Path]:
     return found
 
 
-def _kernel_manager():
-    """A kernel manager that starts ipykernel with this interpreter (as nbval's --nbval-current-env does)."""
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    class CurrentEnvironment(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name):
-            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                              display_name="Python (tests)", language="python")
-
-    return KernelManager(kernel_name="current-environment", kernel_spec_manager=CurrentEnvironment())
-
-
-def _text(cell) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream":
-            parts.append(out.get("text", ""))
-        elif out.get("output_type") in ("execute_result", "display_data"):
-            parts.append(out.get("data", {}).get("text/plain", ""))
-        elif out.get("output_type") == "error":
-            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
-    return "\n".join(parts)
-
-
-def _seconds(cell) -> float:
-    """How long a code cell ran, from nbclient's timing metadata (0 when it did not run)."""
-    from datetime import datetime
-
-    timing = cell.get("metadata", {}).get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return (parse(end) - parse(start)).total_seconds()
-
-
 def run_notebook(path: Path, cell_timeout: float = 900) -> NotebookRun:
     """Execute the notebook at `path` with the instrumentation; never raises for a failing cell."""
     import time
@@ -204,14 +168,14 @@ def run_notebook(path: Path, cell_timeout: float = 900) -> NotebookRun:
     started = time.perf_counter()
     error = ""
     with tempfile.TemporaryDirectory(prefix="seeing-networks-smoke-") as tmp:
-        client = NotebookClient(nb, km=_kernel_manager(), timeout=cell_timeout, resources={"metadata": {"path": tmp}})
+        client = NotebookClient(nb, km=current_env_kernel(), timeout=cell_timeout, resources={"metadata": {"path": tmp}})
         try:
             client.execute()
         except Exception as failure:  # a failing cell, a timeout, a dead kernel
             error = f"{type(failure).__name__}: {failure}"
     run = NotebookRun(path.stem, time.perf_counter() - started, error)
     run.has_asserts = any(re.search(r"^\s*assert\b", cell.source, re.M) for cell in nb.cells if cell.cell_type == "code")
-    texts = [_text(cell) for cell in nb.cells if cell.cell_type == "code"]
+    texts = [output_text(cell, errors=True) for cell in nb.cells if cell.cell_type == "code"]
     for line in texts[-1].splitlines():
         if line.startswith(RESULT_MARK):
             recorded = json.loads(line[len(RESULT_MARK):])
@@ -219,7 +183,7 @@ def run_notebook(path: Path, cell_timeout: float = 900) -> NotebookRun:
             run.dreams, run.transfers = recorded["dreams"], recorded["transfers"]
             run.kernel_cpu_seconds = recorded["kernel_cpu_seconds"]
     run.outputs = "\n".join(texts[:-1])
-    run.cell_seconds = sorted(((_seconds(cell), cell.source.strip().splitlines()[0] if cell.source.strip() else "")
+    run.cell_seconds = sorted(((cell_seconds(cell) or 0.0, cell.source.strip().splitlines()[0] if cell.source.strip() else "")
                                for cell in nb.cells if cell.cell_type == "code"), reverse=True)
     if not error and RESULT_MARK not in texts[-1]:
         run.error = "the notebook ran but the instrumentation reported nothing"
