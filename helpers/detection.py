@@ -78,10 +78,9 @@ class BinCentreRoIAlign(MultiScaleRoIAlign):
         if not isinstance(output_size, int) or output_size < 1:
             raise ValueError(f"output_size must be a positive int (bins per side), got {output_size!r}")
         super().__init__(featmap_names=[featmap_name], output_size=output_size, sampling_ratio=1)
-        self.featmap_name = featmap_name
 
     def forward(self, features: dict, proposals: list, image_shapes: list) -> torch.Tensor:
-        x = features[self.featmap_name]
+        x = features[self.featmap_names[0]]
         height, width = x.shape[-2:]
         tallest = max(h for h, _ in image_shapes)
         scale = 2.0 ** round(math.log2(height / tallest))  # the stride, inferred as MultiScaleRoIAlign does

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.boxes import check_boxes
+from helpers.boxes import check_boxes, paired_box_iou
+from helpers.data import NUM_CLASSES
 
 #: AP definitions `average_precision` knows.
 AP_METHODS = ("voc07", "voc", "coco")
@@ -521,9 +522,6 @@ def simulated_detections(targets: list, seed: int = 0, miss_rate: float = 0.1, j
     worse copy. Plus on average `junk_per_image` random boxes with low-ish scores. Deterministic for a
     seed. Returns torchvision-style dicts (`boxes`, `scores`, `labels`).
     """
-    from helpers.boxes import paired_box_iou
-    from helpers.data import NUM_CLASSES
-
     g = torch.Generator().manual_seed(seed)
     out = []
     for target in targets:

@@ -12,6 +12,7 @@ from matplotlib import colors as mcolors
 from matplotlib.patches import Rectangle
 
 from helpers.data import CLASSES
+from helpers.metrics import match_detections, precision_envelope, precision_recall_curve
 
 #: One colour per class (index = label; 0 = background is black).
 CLASS_COLOURS = ("#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
@@ -226,8 +227,6 @@ def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, la
     shades that area. Labelled lines appear in the legend ("envelope" is named after `label`).
     `envelope_colour` defaults to the curve's colour; a contrasting one shows where the two coincide.
     """
-    from helpers.metrics import precision_envelope, precision_recall_curve
-
     precision, recall = precision_recall_curve(scores, is_tp, num_gt)
     recall = torch.cat([torch.zeros(1, dtype=recall.dtype), recall])
     precision = torch.cat([precision[:1], precision]) if len(precision) else torch.ones(1, dtype=recall.dtype)
@@ -250,7 +249,6 @@ def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_th
                  title: str | None = None) -> torch.Tensor:
     """Draw one image's detections as true positives (green) or false positives (red, dotted), the
     ground truth dashed white, each class matched separately. Returns the flags, bool `[N]`."""
-    from helpers.metrics import match_detections
     show_image(ax, image, title)
     draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
     is_tp = torch.zeros(len(prediction["scores"]), dtype=torch.bool)
