@@ -53,6 +53,14 @@ def test_positive_fraction_reaches_the_heads_sampler():
     assert D.small_faster_rcnn(positive_fraction=0.5).roi_heads.fg_bg_sampler.positive_fraction == 0.5
 
 
+def test_fewer_proposals_in_training_than_at_test_time():
+    """The docstring's settings: a cheaper NMS in training, more recall (and low scores) at test time."""
+    model = D.small_faster_rcnn(image_size=64, stride=4)
+    assert model.rpn._pre_nms_top_n == {"training": 150, "testing": 300}
+    assert model.rpn._post_nms_top_n == {"training": 50, "testing": 100}
+    assert model.roi_heads.score_thresh == 0.01 and model.roi_heads.detections_per_img == 50
+
+
 def test_roi_size_sets_the_pooled_patch_and_the_head_width():
     model = D.small_faster_rcnn(image_size=64, stride=4, channels=16, roi_size=5)
     assert model.roi_heads.box_roi_pool.output_size == (5, 5)
