@@ -276,7 +276,9 @@ class Exercise:
 
     kind = "exercise"
 
-    def __init__(self, notebook: str, name: str, hint: str, solution: str, points: float = 1):
+    def __init__(
+        self, notebook: str, name: str, hint: str, solution: str, points: float = 1, library: tuple[str, ...] = ()
+    ):
         if not name.isidentifier():
             raise ValueError(f"name must be a Python identifier, got {name!r}")
         if isinstance(points, bool) or not isinstance(points, (int, float)) or not points > 0:
@@ -284,6 +286,9 @@ class Exercise:
         key = (notebook, name)
         self.notebook, self.name, self.points = notebook, name, points
         self._hint, self._solution = hint.strip(), inspect.cleandoc(solution)
+        #: Dotted names of the functions this exercise asks the student to write by hand (e.g.
+        #: "torchvision.ops.box_iou"): an answer that calls one of them is not the student's work.
+        self.library = tuple(library)
         REGISTRY[key] = self
 
     @property
@@ -388,8 +393,9 @@ class FunctionExercise(Exercise):
         compare: Callable[[Any, Any], str | None] = compare_auto,
         hidden_cases: Callable[[torch.Generator], list[Case]] | None = None,
         points: float = 1,
+        library: tuple[str, ...] = (),
     ):
-        super().__init__(notebook, name, hint, solution, points)
+        super().__init__(notebook, name, hint, solution, points, library)
         self.reference, self.cases, self.compare = reference, cases, compare
         self._hidden_cases = hidden_cases
 
@@ -471,8 +477,9 @@ class ValueExercise(Exercise):
         solution: str,
         compare: Callable[[Any, Any], str | None] = compare_auto,
         points: float = 1,
+        library: tuple[str, ...] = (),
     ):
-        super().__init__(notebook, name, hint, solution, points)
+        super().__init__(notebook, name, hint, solution, points, library)
         self.expected, self.compare = expected, compare
 
     def _is_reference(self, answer: Any) -> bool:
