@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from helpers.metrics import mean_average_precision, pycocotools_map
+from helpers.coco import pycocotools_map
+from helpers.metrics import mean_average_precision
 
 
 def synthetic_detections(images: int, max_dets: int, classes: int = 5, seed: int = 0):

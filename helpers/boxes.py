@@ -1,8 +1,7 @@
-"""Boxes: formats, IoU, encoding against anchors, non-maximum suppression.
+"""Boxes: validation, IoU, encoding against anchors, non-maximum suppression.
 
-Conventions (torchvision's): a box is a row of four numbers; `xyxy` is `(x1, y1, x2, y2)` with
-x2 >= x1 and y2 >= y1, `xywh` is `(x1, y1, width, height)`, `cxcywh` is `(centre x, centre y, width,
-height)`. A set of boxes is a floating-point tensor `[N, 4]`; `N` may be 0.
+Conventions (torchvision's): a box is a row of four numbers `(x1, y1, x2, y2)` ("xyxy") with
+x2 >= x1 and y2 >= y1. A set of boxes is a floating-point tensor `[N, 4]`; `N` may be 0.
 
 Everything here gives exactly what `torchvision.ops` gives (the tests compare them), and is written
 out so a student can read how it works.
@@ -25,12 +24,11 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 # --------------------------------------------------------------------------------------------
 
 
-def check_boxes(boxes, name: str = "boxes", fmt: str = "xyxy") -> torch.Tensor:
+def check_boxes(boxes, name: str = "boxes") -> torch.Tensor:
     """Validate a set of boxes and return it as a floating-point tensor `[N, 4]`.
 
     Raises TypeError for a non-tensor, ValueError (naming `name`) for the wrong shape, NaN or
-    infinite coordinates, and (for `fmt="xyxy"`) x2 < x1 or y2 < y1; for `xywh`/`cxcywh`, a
-    negative width or height. Integer tensors are converted to float32.
+    infinite coordinates, and x2 < x1 or y2 < y1. Integer tensors are converted to float32.
     """
     if not isinstance(boxes, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [N, 4], got {type(boxes).__name__}")
@@ -45,17 +43,10 @@ def check_boxes(boxes, name: str = "boxes", fmt: str = "xyxy") -> torch.Tensor:
     if not bool(torch.isfinite(boxes).all()):
         row = int(torch.nonzero(~torch.isfinite(boxes))[0, 0])
         raise ValueError(f"{name} must hold finite numbers; row {row} is {boxes[row].tolist()}")
-    if fmt == "xyxy":
-        bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        what = "x2 >= x1 and y2 >= y1 (xyxy)"
-    elif fmt in ("xywh", "cxcywh"):
-        bad = (boxes[:, 2] < 0) | (boxes[:, 3] < 0)
-        what = f"a non-negative width and height ({fmt})"
-    else:
-        raise ValueError(f"fmt must be 'xyxy', 'xywh' or 'cxcywh', got {fmt!r}")
+    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bool(bad.any()):
         row = int(torch.nonzero(bad)[0, 0])
-        raise ValueError(f"{name} must have {what}; row {row} is {boxes[row].tolist()}")
+        raise ValueError(f"{name} must have x2 >= x1 and y2 >= y1 (xyxy); row {row} is {boxes[row].tolist()}")
     return boxes
 
 
@@ -65,59 +56,24 @@ def _check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: st
 
 
 # --------------------------------------------------------------------------------------------
-# Formats
-# --------------------------------------------------------------------------------------------
-
-
-def xyxy_to_xywh(boxes: torch.Tensor) -> torch.Tensor:
-    """`(x1, y1, x2, y2)` `[N,4]` -> `(x1, y1, w, h)` `[N,4]`."""
-    boxes = check_boxes(boxes, "boxes", "xyxy")
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([x1, y1, x2 - x1, y2 - y1], dim=-1)
-
-
-def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """`(x1, y1, w, h)` `[N,4]` -> `(x1, y1, x2, y2)` `[N,4]`."""
-    boxes = check_boxes(boxes, "boxes", "xywh")
-    x1, y1, w, h = boxes.unbind(-1)
-    return torch.stack([x1, y1, x1 + w, y1 + h], dim=-1)
-
-
-def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
-    """`(x1, y1, x2, y2)` `[N,4]` -> `(cx, cy, w, h)` `[N,4]`."""
-    boxes = check_boxes(boxes, "boxes", "xyxy")
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1)
-
-
-def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """`(cx, cy, w, h)` `[N,4]` -> `(x1, y1, x2, y2)` `[N,4]`."""
-    boxes = check_boxes(boxes, "boxes", "cxcywh")
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
-
-
-def convert_boxes(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
-    """Convert `[N,4]` boxes between `"xyxy"`, `"xywh"` and `"cxcywh"` (like `torchvision.ops.box_convert`)."""
-    formats = ("xyxy", "xywh", "cxcywh")
-    for name, fmt in (("in_fmt", in_fmt), ("out_fmt", out_fmt)):
-        if fmt not in formats:
-            raise ValueError(f"{name} must be one of {formats}, got {fmt!r}")
-    if in_fmt == out_fmt:
-        return check_boxes(boxes, "boxes", in_fmt).clone()
-    xyxy = {"xyxy": check_boxes, "xywh": xywh_to_xyxy, "cxcywh": cxcywh_to_xyxy}[in_fmt](boxes)
-    return {"xyxy": lambda b: b, "xywh": xyxy_to_xywh, "cxcywh": xyxy_to_cxcywh}[out_fmt](xyxy)
-
-
-def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    """Areas of xyxy boxes: `[N,4]` -> `[N]`."""
-    boxes = check_boxes(boxes, "boxes")
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-
-
-# --------------------------------------------------------------------------------------------
 # IoU
 # --------------------------------------------------------------------------------------------
+
+
+def iou_matrix(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """The IoU formula, without checks: boxes1 `[..., N, 4]`, boxes2 `[..., M, 4]` (xyxy) -> `[..., N, M]`.
+
+    Leading dimensions broadcast, so a batch of box sets is one call. Entry `[..., i, j]` is
+    area(b1_i ∩ b2_j) / area(b1_i ∪ b2_j); two zero-area boxes give 0/0 = NaN. `box_iou`,
+    `paired_box_iou` and `helpers.metrics` all compute IoU here.
+    """
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])  # [..., N]
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])  # [..., M]
+    top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+    bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (area1[..., :, None] + area2[..., None, :] - inter)
 
 
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
@@ -129,14 +85,7 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     boxes1 = check_boxes(boxes1, "boxes1")
     boxes2 = check_boxes(boxes2, "boxes2")
     _check_same_device(boxes1, boxes2, "boxes1", "boxes2")
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area1[:, None] + area2[None, :] - inter
-    return inter / union
+    return iou_matrix(boxes1, boxes2)
 
 
 def paired_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
@@ -150,13 +99,7 @@ def paired_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     if boxes1.shape != boxes2.shape:
         raise ValueError(f"boxes1 and boxes2 must have the same shape [N, 4], got {list(boxes1.shape)} and {list(boxes2.shape)}")
     _check_same_device(boxes1, boxes2, "boxes1", "boxes2")
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    top_left = torch.max(boxes1[:, :2], boxes2[:, :2])
-    bottom_right = torch.min(boxes1[:, 2:], boxes2[:, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[:, 0] * wh[:, 1]
-    return inter / (area1 + area2 - inter)
+    return iou_matrix(boxes1[:, None], boxes2[:, None])[:, 0, 0]  # N sets of one box each
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,20 +228,3 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         kept.append(i)
         suppressed |= iou[i] > iou_threshold
     return order[torch.tensor(kept, dtype=torch.int64, device=boxes.device)]
-
-
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """NMS within each class: boxes of different `labels` never suppress each other.
-
-    boxes `[N,4]`, scores `[N]`, labels int64 `[N]`. Returns kept indices (int64), best score first,
-    like `torchvision.ops.batched_nms`.
-    """
-    boxes = check_boxes(boxes, "boxes")
-    scores = _check_scores(scores, boxes)
-    if not isinstance(labels, torch.Tensor) or labels.shape != scores.shape or labels.is_floating_point():
-        raise ValueError(f"labels must be an integer tensor of shape [{len(scores)}], got {getattr(labels, 'shape', type(labels))}")
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    # shift each class's boxes far away from every other class, then one NMS does all classes
-    offsets = labels.to(boxes) * (boxes.max() + 1)
-    return nms(boxes + offsets[:, None], scores, iou_threshold)

@@ -207,12 +207,6 @@ class ShapesScenes(Dataset):
         return True
 
 
-def collate(batch):
-    """Detection-style batching: `[(image, target), ...]` -> `(list of images, list of targets)`."""
-    images, targets = zip(*batch)
-    return list(images), list(targets)
-
-
 #: What `render` can return beside the images, per scene: its shape and dtype, or what it is.
 RENDER_FIELDS = {
     "label": "int64 [n]: the class of the shape with the most visible pixels (classification)",

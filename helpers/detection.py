@@ -267,17 +267,12 @@ def evaluate_detector(model: FasterRCNN, images, targets: list, batch_size: int 
 # Error analysis
 # --------------------------------------------------------------------------------------------
 
-#: What can go wrong with one true object, and with one kept detection (see `detection_errors`).
-MISS_KINDS = ("wrong class", "low score", "loose box", "not found")
-FALSE_POSITIVE_KINDS = ("duplicate", "wrong class", "loose box", "background")
-
-
 def detection_errors(predictions: list, targets: list, score_threshold: float = 0.5, iou_threshold: float = 0.5,
                      loose_iou: float = 0.1) -> dict:
     """Sort every error of a detector, kept at `score_threshold`, into kinds.
 
     Detections scoring at least `score_threshold` are kept and matched to the ground truth class by
-    class with `helpers.metrics.match_detections` at `iou_threshold`. Then:
+    class with `helpers.matching.greedy_match` at `iou_threshold`. Then:
 
     - each true object left unmatched (a *miss*) is, in this order of precedence, `"wrong class"` (a
       kept detection of another class covers it with IoU >= iou_threshold), `"low score"` (a
@@ -293,7 +288,7 @@ def detection_errors(predictions: list, targets: list, score_threshold: float = 
     Returns a dict: `misses`, `false_positives` (int64 `[n_images]`, per image), and `errors`, a list
     of dicts `{"image", "kind" ("miss" or "false positive"), "why", "overlapping", "area"}`.
     """
-    from helpers.metrics import match_detections
+    from helpers.matching import greedy_match
 
     if len(predictions) != len(targets):
         raise ValueError(f"predictions and targets must have the same length, got {len(predictions)} and {len(targets)}")
@@ -309,18 +304,9 @@ def detection_errors(predictions: list, targets: list, score_threshold: float = 
         for c in labels[kept].unique().tolist():
             mine = (kept & (labels == c)).nonzero().flatten()
             theirs = (gt_labels == c).nonzero().flatten()
-            flags = match_detections(boxes[mine], scores[mine], gt_boxes[theirs], iou_threshold)
-            is_tp[mine] = flags
-            if len(theirs) and bool(flags.any()):
-                # which objects were taken: re-run the greedy rule to see who took what
-                iou = _iou(boxes[mine], gt_boxes[theirs])
-                taken = torch.zeros(len(theirs), dtype=torch.bool)
-                for i in torch.sort(scores[mine], descending=True, stable=True).indices.tolist():
-                    free = torch.where(taken, torch.full_like(iou[i], -1.0), iou[i])
-                    if float(free.max()) >= iou_threshold:
-                        j = int(len(free) - 1 - free.flip(0).argmax())
-                        taken[j] = True
-                found[theirs] = taken
+            took = greedy_match(boxes[mine], scores[mine], gt_boxes[theirs], iou_threshold)  # who took which object
+            is_tp[mine] = took >= 0
+            found[theirs[took[took >= 0]]] = True
         iou = _iou(boxes, gt_boxes)  # [detections, objects]
         gt_overlap = _iou(gt_boxes, gt_boxes) > 0
         overlapping = (gt_overlap.sum(1) > 1) if len(gt_labels) else torch.zeros(0, dtype=torch.bool)

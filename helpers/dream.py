@@ -161,7 +161,6 @@ def dream_grid(net: FeatureNetwork, image: torch.Tensor, layers, step_sizes, oct
 # --------------------------------------------------------------------------------------------
 
 SHAPES_MEAN, SHAPES_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-SHAPES_LAYERS = ("relu1", "relu2", "relu3", "relu4")
 
 #: A shallow, a middle and a deep layer to dream at, per network.
 GOOGLENET_DREAM_LAYERS = ("inception3b", "inception4c", "inception4e")

@@ -1,4 +1,5 @@
-"""Metrics. Detection: matching, precision/recall, AP (VOC07, VOC all-point, COCO) and mAP.
+"""Metrics. Detection: precision/recall, AP (VOC07, VOC all-point, COCO) and mAP, on the matching of
+`helpers.matching` (whose `greedy_match` and `match_detections` are importable from here too).
 Segmentation (at the end): the confusion matrix, per-class IoU and Dice, and boundary accuracy.
 
 The detection part follows the COCO evaluation (pycocotools' `COCOeval`, bbox, area "all"):
@@ -12,8 +13,8 @@ The detection part follows the COCO evaluation (pycocotools' `COCOeval`, bbox, a
 - mAP is the mean AP over the classes that have at least one ground-truth box (and, for COCO, over
   the IoU thresholds 0.50, 0.55, ..., 0.95).
 
-`mean_average_precision` gives the same numbers as pycocotools (the tests and
-`benchmarks/map_speed.py` compare them), vectorised with torch.
+`mean_average_precision` gives the same numbers as pycocotools (`helpers.coco.pycocotools_map`; the
+tests and `benchmarks/map_speed.py` compare them), vectorised with torch.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.boxes import check_boxes, paired_box_iou
-from helpers.data import NUM_CLASSES
+from helpers.matching import (  # noqa: F401 - greedy_match, match_detections re-exported
+    MAX_THRESHOLD,
+    check_threshold,
+    greedy_match,
+    match_detections,
+    match_groups,
+    rank_by_score,
+    rank_in_group,
+)
 
 #: AP definitions `average_precision` knows.
 AP_METHODS = ("voc07", "voc", "coco")
@@ -37,9 +45,6 @@ COCO_RECALL_LEVELS = tuple(np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01
 VOC07_RECALL_LEVELS = tuple(k / 10 for k in range(11))
 #: pycocotools adds this to the denominator of precision (numpy's `np.spacing(1)`).
 _EPS = float(np.spacing(1))
-_TAKEN, _NEVER = 1.0e4, -1.0e8  # matching bookkeeping: a taken box, a box below the threshold
-#: The highest threshold a match can be asked to reach (pycocotools': an IoU of 1 stays reachable).
-_MAX_THRESHOLD = 1 - 1e-10
 
 
 @contextlib.contextmanager
@@ -63,17 +68,6 @@ def _check_method(method) -> str:
     if method not in AP_METHODS:
         raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
     return method
-
-
-def _check_threshold(value, name: str = "iou_threshold") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
-        isinstance(value, torch.Tensor) and value.numel() == 1
-    ):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
 
 
 def _check_ranked(scores, is_tp, num_gt):
@@ -104,11 +98,6 @@ def _check_ranked(scores, is_tp, num_gt):
 # --------------------------------------------------------------------------------------------
 # Precision, recall and AP of one ranked list
 # --------------------------------------------------------------------------------------------
-
-
-def rank_by_score(scores: torch.Tensor) -> torch.Tensor:
-    """Indices that sort `scores` `[N]` from highest to lowest; equal scores keep their order."""
-    return torch.sort(scores, descending=True, stable=True).indices
 
 
 def precision_recall_curve(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int):
@@ -195,53 +184,6 @@ def average_precision(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, me
 
 
 # --------------------------------------------------------------------------------------------
-# Matching detections to ground truth
-# --------------------------------------------------------------------------------------------
-
-
-def _iou64(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """IoU in float64 of boxes `[..., N, 4]` with `[..., M, 4]` -> `[..., N, M]`, 0 where the union is empty."""
-    boxes1, boxes2 = boxes1.double(), boxes2.double()
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
-    top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
-    bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area1[..., :, None] + area2[..., None, :] - inter)
-    return iou.nan_to_num(0.0)
-
-
-def match_detections(pred_boxes: torch.Tensor, pred_scores: torch.Tensor, gt_boxes: torch.Tensor,
-                     iou_threshold: float = 0.5) -> torch.Tensor:
-    """Greedy matching of one image's detections of one class: bool `[N]`, True for a true positive.
-
-    pred_boxes `[N,4]`, pred_scores `[N]`, gt_boxes `[M,4]` (xyxy). In decreasing score, each
-    detection takes the still-unmatched ground-truth box it overlaps most, if that IoU >= the
-    threshold; otherwise (no overlap, or its box was already taken: a duplicate) it is a false
-    positive. The flags come back in the input order of the detections.
-    """
-    pred_boxes = check_boxes(pred_boxes, "pred_boxes")
-    gt_boxes = check_boxes(gt_boxes, "gt_boxes")
-    if not isinstance(pred_scores, torch.Tensor) or pred_scores.shape != pred_boxes.shape[:1]:
-        raise ValueError(f"pred_scores must be a tensor of shape [{len(pred_boxes)}], got "
-                         f"{getattr(pred_scores, 'shape', type(pred_scores).__name__)}")
-    threshold = min(_check_threshold(iou_threshold), _MAX_THRESHOLD)
-    order = rank_by_score(pred_scores)
-    iou = _iou64(pred_boxes[order], gt_boxes)
-    taken = torch.zeros(len(gt_boxes), dtype=torch.bool)
-    is_tp = torch.zeros(len(pred_boxes), dtype=torch.bool)
-    for rank, det in enumerate(order.tolist()):
-        candidates = torch.where(taken, -1.0, iou[rank].cpu())
-        if len(candidates) == 0 or float(candidates.max()) < threshold:
-            continue
-        best = int(len(candidates) - 1 - candidates.flip(0).argmax())  # ties: the later box, as pycocotools
-        taken[best] = True
-        is_tp[det] = True
-    return is_tp
-
-
-# --------------------------------------------------------------------------------------------
 # mAP over a data set
 # --------------------------------------------------------------------------------------------
 
@@ -301,85 +243,6 @@ def _gather_detection_lists(items, where: str, with_scores: bool):
     return boxes, labels, image, scores
 
 
-def _rank_in_group(group: torch.Tensor) -> torch.Tensor:
-    """For a sorted group key `[N]`, each element's position within its group (0, 1, ...)."""
-    if len(group) == 0:
-        return group.clone()
-    starts = torch.ones_like(group, dtype=torch.bool)
-    starts[1:] = group[1:] != group[:-1]
-    first = torch.cummax(torch.where(starts, torch.arange(len(group)), 0), 0).values
-    return torch.arange(len(group)) - first
-
-
-def _pad(values: torch.Tensor, row: torch.Tensor, col: torch.Tensor, shape, fill):
-    out = torch.full(shape, fill, dtype=values.dtype)
-    out[row, col] = values
-    return out
-
-
-def _match_groups(d_boxes, d_group, g_boxes, g_group, g_rank, thresholds, n_groups) -> torch.Tensor:
-    """Greedy COCO matching within every group (one image and class), at every threshold at once.
-
-    Detections `d_*` `[n]` come sorted by group, then by decreasing score; ground-truth boxes `g_*`
-    `[m]` sorted by group, `g_rank` their position in it. Returns is_tp bool `[n, T]`.
-
-    The matching is sequential in score order, so the loop runs over the rank r of a detection in
-    its group, and step r handles the r-th detection of every group and every threshold together.
-    """
-    T = len(thresholds)
-    is_tp = torch.zeros(len(d_group), T, dtype=torch.bool)
-    if len(d_group) == 0 or len(g_group) == 0:
-        return is_tp
-    # ground-truth boxes padded to [groups with boxes, G, 4]
-    gt_groups = torch.unique(g_group)
-    G = int(g_rank.max()) + 1
-    gt_slot_of_group = torch.full((n_groups,), -1, dtype=torch.int64)
-    gt_slot_of_group[gt_groups] = torch.arange(len(gt_groups))
-    g_slot = gt_slot_of_group[g_group]
-    gts = _pad(g_boxes, g_slot, g_rank, (len(gt_groups), G, 4), 0.0)
-    gt_valid = _pad(torch.ones(len(g_group), dtype=torch.bool), g_slot, g_rank, (len(gt_groups), G), False)
-    # IoU of each detection with the boxes of its own image and class: [k, G], padding -1
-    det_slot = gt_slot_of_group[d_group]
-    index = (det_slot >= 0).nonzero()[:, 0]
-    rows = _iou64(d_boxes[index][:, None, :], gts[det_slot[index]])[:, 0, :]
-    rows = torch.where(gt_valid[det_slot[index]], rows, -1.0)
-    # a detection below the lowest threshold with every box is a false positive at every threshold
-    # and takes nothing from later ones: leave it out of the loop
-    useful = rows.amax(1) >= thresholds.min()
-    index, rows = index[useful], rows[useful]
-    if len(index) == 0:
-        return is_tp
-    slot = det_slot[index]  # still in runs, one per group
-    rank = _rank_in_group(slot)
-    # renumber groups by decreasing number of detections: at step r the busy ones are a prefix
-    count = torch.bincount(slot, minlength=len(gt_groups))
-    by_count = torch.sort(count, descending=True, stable=True).indices
-    position = torch.empty_like(by_count)
-    position[by_count] = torch.arange(len(by_count))
-    slot, count = position[slot], count[by_count]
-    S, D = int((count > 0).sum()), int(count[0])
-    iou = torch.full((S, D, G), -1.0, dtype=torch.float64)
-    iou[slot, rank] = rows
-    # each detection's preference among the boxes: the rank of (IoU, box index), so the highest IoU
-    # wins and, among equal IoUs, the later box (as in pycocotools)
-    preference = torch.empty(S, D, G, dtype=torch.float32)
-    preference.scatter_(2, torch.sort(iou, dim=2, stable=True).indices,
-                        torch.arange(G, dtype=torch.float32).expand(S, D, G).contiguous())
-    blocked = torch.zeros(S, G, T, dtype=torch.float32)  # _TAKEN once a box is matched
-    matched = torch.zeros(S, D, T, dtype=torch.bool)
-    busy = torch.searchsorted(-count[:S], -torch.arange(D), right=False)  # groups with more than r detections
-    for r in range(D):
-        s = int(busy[r])
-        reaches = iou[:s, r, :, None] >= thresholds  # [s, G, T]
-        wanted = torch.where(reaches, preference[:s, r, :, None], _NEVER) - blocked[:s]
-        best, which = wanted.max(1)  # [s, T]: the preferred box still free, if any
-        found = best >= 0
-        blocked[:s].scatter_add_(1, which[:, None, :], found[:, None, :] * _TAKEN)
-        matched[:s, r] = found
-    is_tp[index] = matched[slot, rank]
-    return is_tp
-
-
 def evaluate_detections(preds, targets, iou_thresholds, max_detections: int = 100):
     """Match every detection of a data set, at every IoU threshold, the COCO way.
 
@@ -395,7 +258,7 @@ def evaluate_detections(preds, targets, iou_thresholds, max_detections: int = 10
     g_boxes, g_labels, g_image, _ = _gather_detection_lists(targets, "targets", with_scores=False)
     if len(preds) != len(targets):
         raise ValueError(f"preds and targets must have one entry per image, got {len(preds)} and {len(targets)}")
-    thresholds = torch.tensor([min(_check_threshold(t, "iou_thresholds"), _MAX_THRESHOLD) for t in iou_thresholds],
+    thresholds = torch.tensor([min(check_threshold(t, "iou_thresholds"), MAX_THRESHOLD) for t in iou_thresholds],
                               dtype=torch.float64)
     if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
         raise ValueError(f"max_detections must be a positive int, got {max_detections!r}")
@@ -408,16 +271,16 @@ def evaluate_detections(preds, targets, iou_thresholds, max_detections: int = 10
     order = torch.sort(d_scores, descending=True, stable=True).indices
     order = order[torch.sort(d_group[order], stable=True).indices]
     d_boxes, d_labels, d_image, d_scores, d_group = (x[order] for x in (d_boxes, d_labels, d_image, d_scores, d_group))
-    d_rank = _rank_in_group(d_group)
+    d_rank = rank_in_group(d_group)
     keep = d_rank < max_detections
     d_boxes, d_labels, d_image, d_scores, d_group, d_rank = (x[keep] for x in (d_boxes, d_labels, d_image, d_scores, d_group, d_rank))
 
     g_group = g_image * C + torch.searchsorted(classes, g_labels)
     g_order = torch.sort(g_group, stable=True).indices
     g_boxes, g_group = g_boxes[g_order], g_group[g_order]
-    g_rank = _rank_in_group(g_group)
+    g_rank = rank_in_group(g_group)
 
-    is_tp = _match_groups(d_boxes, d_group, g_boxes, g_group, g_rank, thresholds, len(targets) * C)
+    is_tp = match_groups(d_boxes, d_group, g_boxes, g_group, g_rank, thresholds, len(targets) * C) >= 0
 
     # rank each class's detections over the data set: class, then score (stable keeps image order)
     order = torch.sort(d_scores, descending=True, stable=True).indices
@@ -460,7 +323,7 @@ def mean_average_precision(preds, targets, method: str = "coco", iou_thresholds=
         iou_thresholds = iou_thresholds.flatten().tolist()
     if not isinstance(iou_thresholds, (list, tuple)) or len(iou_thresholds) == 0:
         raise ValueError(f"iou_thresholds must be a non-empty sequence of numbers in [0, 1], got {iou_thresholds!r}")
-    asked = [_check_threshold(t, "iou_thresholds") for t in iou_thresholds]
+    asked = [check_threshold(t, "iou_thresholds") for t in iou_thresholds]
     # also evaluate 0.5 and 0.75 for map_50 / map_75 (COCO's own values when they are among the defaults)
     extra = [t for t in (COCO_IOU_THRESHOLDS[0], COCO_IOU_THRESHOLDS[5]) if t not in asked]
     with _one_thread():
@@ -509,94 +372,6 @@ def class_detections(preds, targets, label: int, iou_threshold: float = 0.5, max
     num_gt = int(result["num_gt"][where[0, 0]]) if len(where) else 0
     return result["score"][mine], result["is_tp"][mine, 0], num_gt
 
-
-
-def simulated_detections(targets: list, seed: int = 0, miss_rate: float = 0.1, jitter: float = 0.12,
-                         duplicate_rate: float = 0.2, junk_per_image: float = 1.5, confusion: float = 0.05,
-                         image_size: int = 64) -> list:
-    """A pretend detector, for studying metrics without training one.
-
-    For each ground-truth box: missed with probability `miss_rate`; otherwise a detection whose
-    corners move by Gaussian noise of `jitter` x the box size, of the right class (a random one with
-    probability `confusion`), scored higher the better it fits; sometimes (`duplicate_rate`) a second,
-    worse copy. Plus on average `junk_per_image` random boxes with low-ish scores. Deterministic for a
-    seed. Returns torchvision-style dicts (`boxes`, `scores`, `labels`).
-    """
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for target in targets:
-        gt, labels = target["boxes"].float(), target["labels"]
-        keep = torch.rand(len(gt), generator=g) >= miss_rate
-        copies = torch.cat([torch.ones(len(gt), dtype=torch.int64),
-                            (torch.rand(len(gt), generator=g) < duplicate_rate).long()]) * keep.repeat(2).long()
-        src = torch.arange(len(gt)).repeat(2).repeat_interleave(copies)
-        noise = 1 + torch.arange(len(src)).ge(int(keep.sum())).float()  # duplicates are worse
-        size = (gt[src, 2:] - gt[src, :2]).repeat(1, 2)
-        boxes = gt[src] + torch.randn(len(src), 4, generator=g) * jitter * size * noise[:, None]
-        boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:]) + 0.5], 1)
-        fit = paired_box_iou(boxes, gt[src]) if len(src) else torch.zeros(0)
-        scores = (0.3 + 0.6 * fit + 0.15 * torch.randn(len(src), generator=g)).clamp(0.01, 0.99)
-        det_labels = torch.where(torch.rand(len(src), generator=g) < confusion,
-                                 torch.randint(1, NUM_CLASSES + 1, (len(src),), generator=g), labels[src])
-        n_junk = int(torch.poisson(torch.tensor([junk_per_image]), generator=g))
-        xy = torch.rand(n_junk, 2, generator=g) * image_size * 0.8
-        junk = torch.cat([xy, xy + 6 + torch.rand(n_junk, 2, generator=g) * image_size * 0.3], 1)
-        out.append({
-            "boxes": torch.cat([boxes, junk]).clamp(0, image_size),
-            "scores": torch.cat([scores, (0.7 * torch.rand(n_junk, generator=g)).clamp(0.01, 1)]),
-            "labels": torch.cat([det_labels, torch.randint(1, NUM_CLASSES + 1, (n_junk,), generator=g)]),
-        })
-    return out
-
-
-def pycocotools_map(preds, targets) -> dict:
-    """The same figures from pycocotools' `COCOeval` (bbox, area "all", 100 detections), for comparison.
-
-    Needs pycocotools (in the course's `dev` extra). Builds COCO-format ground truth and results from
-    the torchvision-style lists (boxes go in as float64 xywh) and returns `{"map", "map_50", "map_75"}`.
-    Categories are the labels that occur, so (as in `mean_average_precision`) a class without any
-    ground-truth box is left out of the mean.
-    """
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("pycocotools_map needs pycocotools: pip install pycocotools") from error
-    import contextlib
-    import io
-
-    d_boxes, d_labels, d_image, d_scores = _gather_detection_lists(preds, "preds", with_scores=True)
-    g_boxes, g_labels, g_image, _ = _gather_detection_lists(targets, "targets", with_scores=False)
-    if len(preds) != len(targets):
-        raise ValueError(f"preds and targets must have one entry per image, got {len(preds)} and {len(targets)}")
-
-    def xywh(boxes):
-        return torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
-
-    annotations = [
-        {"id": k + 1, "image_id": int(i) + 1, "category_id": int(label), "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
-        for k, (i, label, box) in enumerate(zip(g_image.tolist(), g_labels.tolist(), xywh(g_boxes)))
-    ]
-    results = [
-        {"image_id": int(i) + 1, "category_id": int(label), "bbox": box, "score": score}
-        for i, label, box, score in zip(d_image.tolist(), d_labels.tolist(), xywh(d_boxes), d_scores.tolist())
-    ]
-    categories = sorted(set(g_labels.tolist()) | set(d_labels.tolist()))
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {"images": [{"id": i + 1} for i in range(len(targets))], "annotations": annotations,
-                      "categories": [{"id": c} for c in categories]}
-        gt.createIndex()
-        dt = gt.loadRes(results) if results else COCO()
-        if not results:
-            dt.dataset = {"images": gt.dataset["images"], "annotations": [], "categories": gt.dataset["categories"]}
-            dt.createIndex()
-        evaluation = COCOeval(gt, dt, "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    stats = evaluation.stats
-    return {"map": float(stats[0]), "map_50": float(stats[1]), "map_75": float(stats[2])}
 
 
 # --- segmentation metrics ---

@@ -12,7 +12,8 @@ from matplotlib import colors as mcolors
 from matplotlib.patches import Rectangle
 
 from helpers.data import CLASSES
-from helpers.metrics import match_detections, precision_envelope, precision_recall_curve
+from helpers.matching import match_detections
+from helpers.metrics import precision_envelope, precision_recall_curve
 
 #: One colour per class (index = label; 0 = background is black).
 CLASS_COLOURS = ("#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")

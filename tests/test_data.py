@@ -16,7 +16,6 @@ from helpers.data import (
     RENDER_FIELDS,
     ShapesScenes,
     boxes_from_masks,
-    collate,
     load_image,
     render,
     semantic_from_instances,
@@ -94,12 +93,6 @@ def test_some_shapes_are_partly_hidden():
 def test_single_object_scenes():
     ds = ShapesScenes(30, seed=0, num_objects=1)
     assert all(len(ds[i][1]["labels"]) == 1 for i in range(len(ds)))
-
-
-def test_collate_lists_images_and_targets():
-    ds = ShapesScenes(4, size=32, seed=0)
-    images, targets = collate([ds[i] for i in range(4)])
-    assert len(images) == 4 and len(targets) == 4 and images[0].shape == (3, 32, 32)
 
 
 def test_render_stacks_each_field_of_every_scene():

@@ -13,7 +13,7 @@ import torch
 
 from helpers import detection as D
 from helpers.data import ShapesScenes, render
-from helpers.metrics import simulated_detections
+from helpers.simulate import simulated_detections
 from helpers.plot import draw_detections, draw_matches, draw_pr_curve, draw_proposals
 from helpers.train import fit
 from helpers.exercises.nb03 import reference_anchors

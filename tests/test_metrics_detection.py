@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import metrics as M
+from helpers.coco import pycocotools_map
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ def random_dataset(seed, images=30, classes=3, max_gt=6, max_dets=30, ties=False
 def assert_same_as_coco(preds, targets, tol=1e-12):
     pytest.importorskip("pycocotools")  # only the comparisons need it; the pure-torch tests run without
     ours = M.mean_average_precision(preds, targets)
-    theirs = M.pycocotools_map(preds, targets)
+    theirs = pycocotools_map(preds, targets)
     for key in ("map", "map_50", "map_75"):
         if theirs[key] == -1:  # pycocotools' "no ground truth"
             assert math.isnan(ours[key]), key
@@ -180,6 +181,35 @@ def test_match_detections_takes_the_best_free_box():
     # the first detection overlaps both equally (9/11): it takes the later box, as pycocotools does,
     # so the second detection finds its perfect box taken and gets the other one
     assert M.match_detections(pred, torch.tensor([0.9, 0.8]), gt, 0.5).tolist() == [True, True]
+
+
+def loop_greedy_match(pred_boxes, pred_scores, gt_boxes, threshold):
+    """The greedy rule written as a plain loop, independently of helpers.matching: int64 [N], -1 = none."""
+    import torchvision
+
+    took = torch.full((len(pred_boxes),), -1, dtype=torch.int64)
+    if len(gt_boxes) == 0:
+        return took
+    iou = torchvision.ops.box_iou(pred_boxes.double(), gt_boxes.double()).nan_to_num(0)
+    taken = torch.zeros(len(gt_boxes), dtype=torch.bool)
+    for i in torch.sort(pred_scores, descending=True, stable=True).indices.tolist():
+        free = torch.where(taken, -1.0, iou[i])
+        if float(free.max()) >= threshold:
+            j = int(len(free) - 1 - free.flip(0).argmax())  # ties: the later box
+            taken[j] = True
+            took[i] = j
+    return took
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.75])
+def test_greedy_match_says_who_took_whom_as_a_plain_loop_does(seed, threshold):
+    preds, targets = random_dataset(seed, images=10, classes=1, ties=True)
+    for p, t in zip(preds, targets):
+        took = M.greedy_match(p["boxes"], p["scores"], t["boxes"], threshold)
+        assert torch.equal(took, loop_greedy_match(p["boxes"], p["scores"], t["boxes"], threshold))
+        assert len(took[took >= 0].unique()) == int((took >= 0).sum())  # no box taken twice
+        assert torch.equal(M.match_detections(p["boxes"], p["scores"], t["boxes"], threshold), took >= 0)
 
 
 @pytest.mark.parametrize("seed", range(3))
