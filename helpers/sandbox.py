@@ -1,38 +1,56 @@
 """Run one untrusted command confined, and leave nothing of it running.
 
-    python -m helpers.sandbox --limit SECONDS --folder DIR [--read PATH ...] [--uid N --gid N] -- COMMAND...
+    python -m helpers.sandbox --limit SECONDS --folder DIR [--read PATH ...] [--uid N --gid N]
+        [--memory BYTES] [--disk BYTES] [--processes N] [--no-namespaces] -- COMMAND...
 
 This is the small process the grader starts once per notebook (one notebook, one OS process). It
 
 - becomes a *child subreaper* (Linux `prctl`), so every process the command starts, even one that
   detaches with a double fork or `setsid`, stays its descendant and is killed when the command ends;
-- dies with the grader (`PR_SET_PDEATHSIG`): stopped by Ctrl-C, `timeout` or `kill`, the grader takes
-  its runners with it, and each runner takes its whole tree;
-- confines the command with Landlock where the kernel has it (Linux 5.13+, no root needed): it may
-  write only under `--folder`, read only the system, Python and the course (`--read`), and neither
-  signal nor trace any process outside its own tree;
+- dies with the grader (`PR_SET_PDEATHSIG`), taking its whole tree, and is not dumpable, so the
+  command can neither trace it nor take its file descriptors (`pidfd_getfd`); the command inherits no
+  descriptor but 0, 1, 2 (and the grader's record descriptor, where one is passed);
+- gives the command its own network namespace with only a private loopback, and its own mount
+  namespace: a private `/tmp` and `/dev/shm` (tmpfs, gone when the sandbox ends), the grading folder
+  covered so that no other sandbox's folder can be seen (not even by `stat`), and (as root) a `/proc`
+  that hides the processes the command may not trace. As root directly; otherwise inside a user
+  namespace where the kernel allows one. Where neither works, Landlock denies TCP `bind`/`connect`;
+- confines the command with Landlock (Linux 5.13+, no root needed): it may write only under
+  `--folder`, read only the system, the Python environment and the installed course package (not the
+  repository around it), and (ABI 6+) neither signal nor reach an abstract Unix socket outside its
+  own tree;
 - when started as root, runs the command as `--uid`/`--gid` (an unprivileged user), never as root;
-- kills the whole tree at the wall-clock `--limit` (SIGKILL, not an interrupt a loop can ignore).
+- caps memory (a memory cgroup where it can make one, else RLIMIT_DATA per process), processes (a
+  pids cgroup, else RLIMIT_NPROC), the size of each file (RLIMIT_FSIZE) and the bytes in its folder
+  (watched every second), and kills the whole tree at the wall-clock `--limit`.
 
 It prints one JSON line at the end: `{"returncode": int|null, "timed_out": bool, "seconds": float,
-"landlock": int}` (Landlock's ABI version, 0 where it is not available).
+"landlock": int, "signal": int|null, "cap": str|null, "caps_hit": [str], "protections": {...}}`.
+`signal` is the signal that ended the command; `cap` names the cap that ended it ("time", "memory",
+"disk", "file size"); `caps_hit` every cap it ran into ("processes" when a fork was refused);
+`protections` what applied (see `protections()`).
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import json
 import os
 import resource
 import signal
+import socket
+import stat
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 4, 38, 36
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # the same on x86_64 and aarch64
 _RULE_PATH_BENEATH = 1
 
@@ -41,8 +59,22 @@ EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _ABI1_ALL = (1 << 13) - 1  # EXECUTE .. MAKE_SYM
 REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
 READ_ONLY = EXECUTE | READ_FILE | READ_DIR
 FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # the rights a rule on a file may hold
+
+# Namespaces and mounts.
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+# Caps: the defaults of the command line.
+GiB, MiB = 1 << 30, 1 << 20
+DEFAULT_MEMORY = 4 * GiB  # bytes of memory for the whole tree (or each process, without a cgroup)
+DEFAULT_DISK = 1 * GiB  # bytes in the folder; also the largest file, and the size of the private /tmp and /dev/shm
+DEFAULT_PROCESSES = 512  # processes and threads of the tree
+DISK_ENTRIES = 100_000  # more files than this in the folder counts as over the disk cap
+SOCKET_PATH_MAX = 107  # the longest Unix socket path Linux takes
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -73,14 +105,16 @@ def handled_rights(abi: int) -> int:
     return rights
 
 
-def landlock_confine(read: list[str], write: list[str], abi: int) -> None:
+def landlock_confine(read: list[str], write: list[str], abi: int, deny_tcp: bool = False) -> None:
     """Restrict this process (and all it starts) to reading `read` and reading/writing `write`.
 
     Everything else on the filesystem is refused; with ABI 6+ signals and abstract Unix sockets are
-    scoped to the process's own domain too. Raises OSError when the kernel refuses a step.
+    scoped to the process's own domain too; with `deny_tcp` (ABI 4+) every TCP bind and connect is
+    refused. Raises OSError when the kernel refuses a step.
     """
     handled = handled_rights(abi)
-    attr = _RulesetAttr(handled, 0, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
+    net = NET_BIND_TCP | NET_CONNECT_TCP if deny_tcp and abi >= 4 else 0
+    attr = _RulesetAttr(handled, net, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
     ruleset = _LIBC.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
@@ -112,6 +146,177 @@ def _allow(ruleset: int, path: str, rights: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Namespaces: a private network, a private /tmp and /dev/shm, the other folders out of sight
+# --------------------------------------------------------------------------------------------
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    encode = lambda s: None if s is None else s.encode()  # noqa: E731
+    _check(_LIBC.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)), f"mount {target}")
+
+
+def enter_namespaces(privileged: bool) -> bool:
+    """Give this process a network and a mount namespace of its own: directly as root, else inside a
+    new user namespace (where the kernel allows it). Returns whether it worked."""
+    flags = CLONE_NEWNS | CLONE_NEWNET
+    if privileged:
+        return _LIBC.unshare(ctypes.c_int(flags)) == 0
+    uid, gid = os.getuid(), os.getgid()
+    if _LIBC.unshare(ctypes.c_int(flags | CLONE_NEWUSER)) != 0:
+        return False
+    Path("/proc/self/setgroups").write_text("deny")  # the same ids inside: the command keeps no capability after exec
+    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    return True
+
+
+def loopback_up() -> None:
+    """Bring up `lo` in this (new, empty) network namespace: the command's only network."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _cover(cover: str, keep: list[str], size: int) -> None:
+    """Mount an empty tmpfs over `cover`, then bind every path of `keep` under it back in its place."""
+    kept = []
+    for path in keep:
+        if _under(path, cover) and path != cover and os.path.exists(path):
+            kept.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
+    _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    for path, fd in sorted(kept):
+        try:
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(path, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                Path(path).touch()
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        finally:
+            os.close(fd)
+
+
+def private_mounts(folder: str, read: list[str], size: int, privileged: bool) -> dict[str, str]:
+    """In this process's new mount namespace: a fresh tmpfs on /tmp and /dev/shm, the folder that holds
+    `folder` covered (only `folder` and the `read` paths under it come back), and as root a /proc
+    that hides the processes the command may not trace. Returns what applied."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    keep = [folder] + read
+    covered = ["/tmp"]
+    parent = os.path.dirname(folder)
+    if not _under(folder, "/tmp") and parent != "/" and not any(_under(p, parent) and p != folder for p in read):
+        covered.append(parent)  # another sandbox's folder beside this one cannot be seen
+    for cover in covered:
+        _cover(cover, keep, size)
+    applied = {"shared storage": "private", "classmates": "namespace" if _under(folder, covered[-1]) and folder != covered[-1] else "landlock"}
+    if os.path.isdir("/dev/shm"):
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    if privileged:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    return applied
+
+
+# --------------------------------------------------------------------------------------------
+# Cgroups: memory and processes for the whole tree
+# --------------------------------------------------------------------------------------------
+
+
+class Cgroups:
+    """A memory and a pids cgroup for one sandbox (cgroup v1 or v2), made where this process may.
+
+    `made` names the controllers that were made ("memory", "pids"); `join()` (in the child, before
+    exec) moves the calling process into them; `hits()` lists the caps reached; `remove()` deletes them.
+    """
+
+    def __init__(self, memory: int, processes: int):
+        self.dirs: dict[str, Path] = {}
+        name = f"seeing-networks-{os.getpid()}"
+        for controller, limits in (("memory", self._memory_limits(memory)), ("pids", [("pids.max", str(processes))])):
+            try:
+                folder = self._place(controller) / name
+                folder.mkdir()
+            except (OSError, ValueError):
+                continue
+            try:
+                (folder / limits[0][0]).write_text(limits[0][1])
+            except OSError:
+                folder.rmdir()
+                continue
+            for file, value in limits[1:]:  # swap: not every kernel accounts for it
+                try:
+                    (folder / file).write_text(value)
+                except OSError:
+                    pass
+            self.dirs[controller] = folder
+
+    @staticmethod
+    def _memory_limits(memory: int) -> list[tuple[str, str]]:
+        if Path("/sys/fs/cgroup/memory").is_dir():
+            return [("memory.limit_in_bytes", str(memory)), ("memory.memsw.limit_in_bytes", str(memory))]
+        return [("memory.max", str(memory)), ("memory.swap.max", "0")]
+
+    @staticmethod
+    def _place(controller: str) -> Path:
+        """Where this process's cgroup of `controller` is (v1 hierarchy, else the unified one)."""
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        for line in lines:
+            _, names, path = line.split(":", 2)
+            if controller in names.split(",") and Path(f"/sys/fs/cgroup/{controller}").is_dir():
+                return Path(f"/sys/fs/cgroup/{controller}") / path.lstrip("/")
+        for line in lines:
+            if line.startswith("0::") and Path("/sys/fs/cgroup/cgroup.controllers").is_file():
+                here = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+                if controller in (here / "cgroup.subtree_control").read_text().split():
+                    return here
+        raise ValueError(f"no {controller} cgroup this process may use")
+
+    @property
+    def made(self) -> list[str]:
+        return sorted(self.dirs)
+
+    def join(self) -> None:
+        for folder in self.dirs.values():
+            (folder / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _counter(self, controller: str, files: tuple[str, ...], key: str) -> int:
+        for file in files:
+            try:
+                for line in (self.dirs[controller] / file).read_text().splitlines():
+                    if line.split()[:1] == [key]:
+                        return int(line.split()[1])
+            except (OSError, KeyError, ValueError, IndexError):
+                continue
+        return 0
+
+    def hits(self) -> list[str]:
+        found = []
+        if self._counter("memory", ("memory.oom_control", "memory.events"), "oom_kill"):
+            found.append("memory")
+        if self._counter("pids", ("pids.events",), "max"):
+            found.append("processes")
+        return found
+
+    def remove(self) -> None:
+        for folder in self.dirs.values():
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------------------------
 # The process tree
 # --------------------------------------------------------------------------------------------
 
@@ -123,10 +328,10 @@ def _parents() -> dict[int, int]:
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
+        fields = stat_line[stat_line.rfind(")") + 2 :].split()
         table[int(entry)] = int(fields[1])
     return table
 
@@ -173,57 +378,282 @@ def _reap() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# What the grader reads from, and how it talks to, a sandbox
+# --------------------------------------------------------------------------------------------
+
+
+def read_file_from_sandbox(folder: str | Path, relative: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file `relative` under `folder`, a sandbox's folder, read safely.
+
+    Every component is opened from its parent's descriptor without following a link (`O_NOFOLLOW`),
+    so a link the command planted cannot send the grader elsewhere; a FIFO, device, hard-linked file
+    or anything but a plain file is refused, and so is a file of more than `max_bytes` bytes.
+    Raises ValueError for a bad `relative` or `max_bytes`, OSError (with the path) when it cannot be read.
+    """
+    parts = str(relative).split("/")
+    if not relative or str(relative).startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"relative must be a plain relative path inside the folder (no '..', no leading '/'), got {relative!r}")
+    if not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
+    no_follow = os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | no_follow)
+    try:
+        for part in parts[:-1]:
+            fd, parent = os.open(part, os.O_RDONLY | os.O_DIRECTORY | no_follow, dir_fd=fd), fd
+            os.close(parent)
+        fd, parent = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | no_follow, dir_fd=fd), fd
+        os.close(parent)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{relative} in the sandbox folder is not a plain file (mode {oct(info.st_mode)}, {info.st_nlink} links)")
+        data = os.read(fd, max_bytes + 1)
+        chunks = [data]
+        while data and sum(map(len, chunks)) <= max_bytes:
+            data = os.read(fd, max_bytes + 1)
+            chunks.append(data)
+        content = b"".join(chunks)
+        if len(content) > max_bytes:
+            raise OSError(f"{relative} in the sandbox folder holds more than {max_bytes} bytes")
+        return content
+    finally:
+        os.close(fd)
+
+
+def kernel_transport(folder: str | Path) -> dict[str, str]:
+    """How a kernel in the sandbox at `folder` and the grader's client should talk: ZMQ over Unix
+    sockets in the folder (`ipc`), so the kernel needs no network at all.
+
+    Give it to jupyter_client: `KernelManager(transport=t["transport"], ip=t["ip"],
+    connection_file=...)`; its sockets are `ip-1` .. `ip-5`. Raises ValueError when the folder's path
+    is too long for a Unix socket.
+    """
+    ip = os.path.join(os.path.realpath(folder), "kernel")
+    if len(ip) + 4 > SOCKET_PATH_MAX:
+        raise ValueError(f"folder must have a path of at most {SOCKET_PATH_MAX - 11} characters for the kernel's sockets, got {folder!s}")
+    return {"transport": "ipc", "ip": ip}
+
+
+def command_line(folder: str | Path, limit: float, uid: int | None = None, gid: int | None = None, **caps) -> list[str]:
+    """The argv that runs a command in a sandbox at `folder` (append the command after it).
+
+    `caps`: memory, disk, processes (ints), read (list of paths), no_namespaces (bool), parent (pid).
+    """
+    argv = [sys.executable, "-m", __name__, "--limit", f"{limit:g}", "--folder", str(folder)]
+    if uid is not None:
+        argv += ["--uid", str(uid), "--gid", str(uid if gid is None else gid)]
+    for name in ("memory", "disk", "processes", "parent"):
+        if caps.get(name) is not None:
+            argv += [f"--{name}", str(int(caps[name]))]
+    for path in caps.get("read", []):
+        argv += ["--read", str(path)]
+    if caps.get("no_namespaces"):
+        argv.append("--no-namespaces")
+    return argv + ["--"]
+
+
+def protections(uid: int | None = 65534, **caps) -> dict[str, str]:
+    """What a sandbox started now, from this process, would get: runs one empty command in one and
+    returns its `protections` (see `run`): {"network": "namespace"|"landlock"|"none", "classmates":
+    "namespace"|"landlock"|"none", "shared storage": "private"|"denied"|"shared", "filesystem":
+    "landlock"|"none", "signals": ..., "user": ..., "memory": "cgroup"|"rlimit", "processes": ...}."""
+    folder = Path(tempfile.mkdtemp(prefix="seeing-networks-probe-"))
+    try:
+        if os.geteuid() == 0 and uid is not None:
+            folder.chmod(0o711)
+        argv = command_line(folder, 60, uid if os.geteuid() == 0 else None, **caps) + [sys.executable, "-c", "pass"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=folder)
+        return json.loads(done.stdout.strip().splitlines()[-1])["protections"]
+    finally:
+        folder.rmdir()
+
+
+# --------------------------------------------------------------------------------------------
 # The runner
 # --------------------------------------------------------------------------------------------
 
 
+def course_package() -> Path:
+    """The folder of the installed `helpers` package (the course's code)."""
+    import helpers
+
+    return Path(helpers.__file__).resolve().parent
+
+
 def default_read_paths() -> list[str]:
-    """What a Python kernel of this environment needs to read: the system, Python, the course."""
-    course = str(Path(__file__).resolve().parent.parent)
-    paths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", course]
+    """What a Python kernel of this environment needs to read: the system, Python, the course package
+    and its data folder. Not the repository around the package (solutions, notebooks, tests)."""
+    package = course_package()
+    repository = package.parent if package.parent.name not in ("site-packages", "dist-packages") else None
+    paths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", str(package)]
+    if repository is not None:
+        paths.append(str(repository / "data"))  # helpers.data.DATA_DIR: the images the notebooks load
     paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent)]
-    paths += [p for p in sys.path if p and os.path.isdir(p)]
-    return list(dict.fromkeys(os.path.realpath(p) for p in paths))
+    paths += [p for p in sys.path[1:] if p and os.path.isdir(p)]  # sys.path[0] is the runner's cwd or script
+    found = dict.fromkeys(os.path.realpath(p) for p in paths)
+    return [p for p in found if repository is None or not _under(str(repository), p)]  # never the repository itself
 
 
-def _confine(folder: str, read: list[str], abi: int):
-    """The pre-exec step of the confined command (runs in the child, after the uid change)."""
+def folder_usage(folder: str, entries: int = DISK_ENTRIES) -> int:
+    """Bytes on disk under `folder` (links not followed); more than `entries` entries counts as no room left."""
+    total, todo, seen = 0, [folder], 0
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as listing:
+                for entry in listing:
+                    seen += 1
+                    if seen > entries:
+                        return sys.maxsize
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        todo.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
+def set_caps(memory: int, disk: int, processes: int, cgroups: Cgroups, uid: int | None) -> None:
+    """The rlimits of the command (in the child, before exec): the ones no cgroup covers."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (disk, disk))
+    if "memory" not in cgroups.made:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    if "pids" not in cgroups.made:  # RLIMIT_NPROC counts every process of the user: allow for the ones it has
+        user = os.getuid() if uid is None else uid
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes + _processes_of(user), processes + _processes_of(user)))
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            count += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+        except OSError:
+            continue
+    return count
+
+
+def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroups, uid, gid, deny_tcp: bool, shm: bool):
+    """The pre-exec step of the confined command (runs in the child): cgroups, rlimits, user, Landlock."""
 
     def step() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        cgroups.join()
+        set_caps(caps["memory"], caps["disk"], caps["processes"], cgroups, uid)
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
         if abi:
-            landlock_confine(read=read + ["/dev"], write=[folder, "/dev/shm", "/dev/null"], abi=abi)
+            write = [folder, "/dev/null"] + (["/dev/shm"] if shm else [])
+            landlock_confine(read=read + ["/dev"], write=write, abi=abi, deny_tcp=deny_tcp)
         else:
             _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
     return step
 
 
-def run(command: list[str], folder: str, limit: float, read: list[str], uid: int | None, gid: int | None, env: dict) -> dict:
-    """Run `command` confined in `folder`; kill its whole tree when it ends or at `limit` seconds."""
+def isolate(folder: str, read: list[str], size: int, allowed: bool) -> dict[str, str]:
+    """Namespaces for this runner and its tree, where they can be had. Returns what applied."""
+    privileged = os.geteuid() == 0
+    if not allowed or not enter_namespaces(privileged):
+        return {}
+    applied = {}
+    try:
+        loopback_up()
+        applied["network"] = "namespace"
+    except OSError:
+        applied["network"] = "namespace (no loopback)"
+    try:
+        applied.update(private_mounts(folder, read, size, privileged))
+    except OSError as error:
+        print(f"sandbox: private mounts failed ({error}); Landlock only", file=sys.stderr)
+    return applied
+
+
+def run(command: list[str], folder: str, limit: float, read: list[str], uid: int | None, gid: int | None, env: dict,
+        memory: int = DEFAULT_MEMORY, disk: int = DEFAULT_DISK, processes: int = DEFAULT_PROCESSES, namespaces: bool = True) -> dict:  # fmt: skip
+    """Run `command` confined in `folder`; kill its whole tree when it ends, at `limit` seconds or past a cap."""
+    folder = os.path.realpath(folder)
     abi = landlock_abi()
-    as_user = {"user": uid, "group": gid, "extra_groups": []} if uid is not None and os.geteuid() == 0 else {}
+    uid = uid if uid is not None and os.geteuid() == 0 else None
+    gid = (uid if gid is None else gid) if uid is not None else None
+    applied = isolate(folder, read, disk, namespaces)
+    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the user namespace's maps are written: they need it dumpable
+    cgroups = Cgroups(memory, processes)
+    shm = applied.get("shared storage") == "private"
+    deny_tcp = "network" not in applied and abi >= 4
+    caps = {"memory": memory, "disk": disk, "processes": processes}
+    record_fds = [int(fd) for fd in env.get("SEEING_NETWORKS_RECORD_FD", "").split() if fd.isdigit()]
     started = time.monotonic()
     child = subprocess.Popen(
-        command, cwd=folder, env=env, start_new_session=True, preexec_fn=_confine(folder, read, abi),
-        pass_fds=[int(fd) for fd in env.get("SEEING_NETWORKS_RECORD_FD", "").split() if fd.isdigit()],
-        stdin=subprocess.DEVNULL, **as_user,
+        command, cwd=folder, env=env, start_new_session=True, pass_fds=record_fds, stdin=subprocess.DEVNULL,
+        preexec_fn=_confine(folder, read, abi, caps, cgroups, uid, gid, deny_tcp, shm),
     )  # fmt: skip
-    timed_out, returncode = False, None
+    timed_out, returncode, cap = False, None, None
     try:
-        returncode = child.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        returncode, timed_out, cap = _watch(child, started + limit, folder, disk)
     finally:
         kill_tree(os.getpid())
+        hits = cgroups.hits()
+        cgroups.remove()
     if returncode is None:
         returncode = child.poll()
-    return {"returncode": returncode, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 3), "landlock": abi}
+    ended_by = -returncode if isinstance(returncode, int) and returncode < 0 else None
+    if cap is None and "memory" in hits and ended_by == signal.SIGKILL:
+        cap = "memory"
+    if cap is None and ended_by == signal.SIGXFSZ:
+        cap = "file size"
+    summary = {"returncode": returncode, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 3), "landlock": abi}
+    summary |= {"signal": ended_by, "cap": cap, "caps_hit": sorted(set(hits + ([cap] if cap else [])))}
+    summary["protections"] = _protections(applied, abi, uid, cgroups, deny_tcp, shm)
+    return summary
+
+
+def _watch(child: subprocess.Popen, deadline: float, folder: str, disk: int) -> tuple[int | None, bool, str | None]:
+    """Wait for `child`, checking the folder's bytes each second. Returns (returncode, timed out, cap)."""
+    while True:
+        try:
+            return child.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic()))), False, None
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            return None, True, "time"
+        if folder_usage(folder) > disk:
+            return None, False, "disk"
+
+
+def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool, shm: bool) -> dict[str, str]:
+    landlock = "landlock" if abi else "none"
+    return {
+        "network": applied.get("network") or ("landlock (TCP)" if deny_tcp else "none"),
+        "classmates": applied.get("classmates") or ("landlock (stat works)" if abi else "none"),
+        "shared storage": applied.get("shared storage") or ("denied" if abi else "shared"),
+        "filesystem": landlock,
+        "signals": "landlock" if abi >= 6 else ("uid" if uid is not None else "none"),
+        "user": f"uid {uid}" if uid is not None else "same user",
+        "descriptors": "closed, runner not dumpable",
+        "memory": "cgroup" if "memory" in cgroups.made else "rlimit (per process)",
+        "processes": "cgroup" if "pids" in cgroups.made else "rlimit (per user)",
+        "disk": "watched, rlimit per file",
+    }
 
 
 def _stop(signum, frame):  # SIGTERM/SIGINT/SIGHUP, or the grader died: take the tree down with us
     kill_tree(os.getpid())
     os._exit(128 + signum)
+
+
+def _bytes(text: str) -> int:
+    """'4G', '512M', '100k' or a plain number of bytes."""
+    units = {"k": 1 << 10, "m": MiB, "g": GiB}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"expected a number of bytes such as 4G, 512M or 1000000, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,11 +664,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uid", type=int, default=None, help="when root: run the command as this user")
     parser.add_argument("--gid", type=int, default=None, help="when root: run the command with this group")
     parser.add_argument("--parent", type=int, default=None, help="exit at once if this pid is no longer our parent")
+    parser.add_argument("--memory", type=_bytes, default=DEFAULT_MEMORY, help="memory of the whole tree (default 4G)")
+    parser.add_argument("--disk", type=_bytes, default=DEFAULT_DISK, help="bytes in the folder, and the largest file (default 1G)")
+    parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES, help="processes and threads (default 512)")
+    parser.add_argument("--no-namespaces", action="store_true", help="use no namespaces (Landlock and rlimits only)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("a command to run is required after --")
+    if args.processes < 1:
+        parser.error(f"--processes must be a positive int, got {args.processes}")
     if sys.platform.startswith("linux"):
         _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -246,8 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _stop)
     if args.parent is not None and os.getppid() != args.parent:
         return 3  # the grader is already gone
-    read = default_read_paths() + args.read
-    summary = run(command, args.folder, args.limit, read, args.uid, args.gid, dict(os.environ))
+    read = default_read_paths() + [os.path.realpath(p) for p in args.read]
+    caps = {"memory": args.memory, "disk": args.disk, "processes": args.processes, "namespaces": not args.no_namespaces}
+    summary = run(command, args.folder, args.limit, read, args.uid, args.gid, dict(os.environ), **caps)
     print(json.dumps(summary), flush=True)
     return 0
 
