@@ -15,9 +15,33 @@ from helpers.data import CLASSES
 from helpers.matching import match_detections
 from helpers.metrics import precision_envelope, precision_recall_curve
 
-#: One colour per class (index = label; 0 = background is black).
+#: One colour per class (index = label; 0 = background is black), the same in every figure of the course.
 CLASS_COLOURS = ("#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 CLASS_CMAP = mcolors.ListedColormap(CLASS_COLOURS[: len(CLASSES)])
+#: Colours for instance masks, one per object: none of them is a class colour (red, green, blue), so an
+#: instance map cannot be read as a class map.
+INSTANCE_COLOURS = ("#ffe119", "#f032e6", "#42d4f4", "#f58231", "#911eb4", "#bfef45", "#fabed4", "#469990",
+                    "#dcbeff", "#9a6324", "#fffac8", "#aaffc3")
+
+
+def text_colour_on(colour) -> str:
+    """Black or white, whichever reads better on a patch of `colour` (by its relative luminance)."""
+    r, g, b = mcolors.to_rgb(colour)
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
+def class_legend(ax, labels=None, loc: str = "upper left", outside: bool = True, title: str | None = None) -> None:
+    """A legend of class colours on `ax`: the classes in `labels` (ints; default every object class).
+
+    `outside` puts it to the right of the axes, where it hides nothing.
+    """
+    from matplotlib.patches import Patch
+
+    labels = range(1, len(CLASSES)) if labels is None else sorted({int(k) for k in labels})
+    handles = [Patch(facecolor=CLASS_COLOURS[k % len(CLASS_COLOURS)], edgecolor="black", lw=0.5,
+                     label=CLASSES[k] if 0 <= k < len(CLASSES) else str(k)) for k in labels]
+    where = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0) if outside else dict(loc=loc)
+    ax.legend(handles=handles, fontsize=8, frameon=False, title=title, title_fontsize=8, **where)
 
 
 def image_to_numpy(image: torch.Tensor):
@@ -37,10 +61,42 @@ def show_image(ax, image: torch.Tensor, title: str | None = None) -> None:
     ax.set_yticks([])
 
 
+def _placed_labels(ax) -> list:
+    """The window extents of the box labels already on `ax` (kept on the axes, so that labels drawn by
+    several calls avoid each other too)."""
+    if not hasattr(ax, "_box_label_extents"):
+        ax._box_label_extents = []
+    return ax._box_label_extents
+
+
+def _place_label(ax, x1, y1, x2, y2, text: str, colour) -> None:
+    """Write `text` on a patch of `colour` beside box (x1, y1, x2, y2), where it overlaps no label
+    already placed and stays inside the axes: above the box, inside its top, below it, or inside its
+    bottom, left then right."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = _placed_labels(ax)
+    candidates = [(x1, y1, "bottom", "left"), (x1, y1, "top", "left"), (x1, y2, "top", "left"),
+                  (x1, y2, "bottom", "left"), (x2, y1, "bottom", "right"), (x2, y2, "top", "right")]
+    label = ax.text(0, 0, text, color=text_colour_on(colour), fontsize=7, clip_on=True,
+                    bbox=dict(facecolor=colour, alpha=0.9, pad=1, lw=0.6, edgecolor="black"))
+    frame = ax.get_window_extent(renderer)
+    for x, y, va, ha in candidates + candidates[:1]:  # if no place is free, the first one
+        label.set_position((x - 0.5, y - 0.5))
+        label.set_va(va)
+        label.set_ha(ha)
+        extent = label.get_window_extent(renderer)
+        inside = frame.x0 <= extent.x0 and extent.x1 <= frame.x1 and frame.y0 <= extent.y0 and extent.y1 <= frame.y1
+        if inside and not any(extent.expanded(1.05, 1.1).overlaps(other) for other in placed):
+            break
+    placed.append(label.get_window_extent(renderer))
+
+
 def draw_boxes(ax, boxes: torch.Tensor, labels=None, scores=None, colour=None, linestyle="-", linewidth=1.5) -> None:
     """Draw xyxy boxes `[N,4]` (pixel edges), with optional class labels `[N]` and scores `[N]`.
 
-    Without `colour`, each box takes its class colour (white when there are no labels).
+    Without `colour`, each box takes its class colour (white when there are no labels). A label
+    ("disc 0.87") sits on a patch of the box's colour, in black or white text, whichever reads on it,
+    and moves round its box so that it covers no other label on the axes.
     """
     boxes = torch.as_tensor(boxes, dtype=torch.float32).detach().cpu().reshape(-1, 4)
     for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
@@ -54,26 +110,28 @@ def draw_boxes(ax, boxes: torch.Tensor, labels=None, scores=None, colour=None, l
         if scores is not None:
             text.append(f"{float(scores[k]):.2f}")
         if text:
-            ax.text(x1 - 0.5, y1 - 1.5, " ".join(text), color="white", fontsize=7,
-                    bbox=dict(facecolor=c, alpha=0.8, pad=1, lw=0))
+            _place_label(ax, x1, y1, x2, y2, " ".join(text), c)
 
 
-def show_semantic(ax, semantic: torch.Tensor, title: str | None = None) -> None:
-    """Draw a class map `[H,W]` (0 = background) in the class colours."""
+def show_semantic(ax, semantic: torch.Tensor, title: str | None = None, legend: bool = False) -> None:
+    """Draw a class map `[H,W]` (0 = background) in the class colours; `legend` adds the class legend."""
     ax.imshow(semantic.detach().cpu().numpy(), cmap=CLASS_CMAP, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
     if title:
         ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
+    if legend:
+        class_legend(ax, range(len(CLASSES)))
 
 
 def show_instances(ax, masks: torch.Tensor, title: str | None = None) -> None:
-    """Draw instance masks `[N,H,W]`, each instance in its own colour whatever its class."""
+    """Draw instance masks `[N,H,W]`, each object in its own colour from `INSTANCE_COLOURS` (never a
+    class colour: the colour says *which* object, not its class), on black."""
     ids = torch.zeros(masks.shape[1:], dtype=torch.int64)
     for k, mask in enumerate(masks.bool().cpu()):
-        ids[mask] = k + 1
-    cmap = mcolors.ListedColormap(["#000000"] + list(plt.get_cmap("tab10").colors))
-    ax.imshow(ids.numpy(), cmap=cmap, vmin=0, vmax=10, interpolation="nearest")
+        ids[mask] = k % len(INSTANCE_COLOURS) + 1
+    cmap = mcolors.ListedColormap(["#000000"] + list(INSTANCE_COLOURS))
+    ax.imshow(ids.numpy(), cmap=cmap, vmin=0, vmax=len(INSTANCE_COLOURS), interpolation="nearest")
     if title:
         ax.set_title(title, fontsize=10)
     ax.set_xticks([])
@@ -209,14 +267,16 @@ def draw_proposals(ax, image: torch.Tensor, boxes: torch.Tensor, top: int = 30, 
 
 
 def draw_detections(ax, image: torch.Tensor, prediction: dict, target: dict | None = None, score_threshold: float = 0.5,
-                    title: str | None = None) -> None:
+                    title: str | None = None, legend: bool = False) -> None:
     """Draw detections scoring at least `score_threshold` (class colours, with scores) and, if
-    given, the ground truth as dashed white boxes."""
+    given, the ground truth as dashed white boxes. `legend` adds the class legend."""
     show_image(ax, image, title)
     if target is not None:
         draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
     keep = prediction["scores"] >= score_threshold
     draw_boxes(ax, prediction["boxes"][keep], labels=prediction["labels"][keep], scores=prediction["scores"][keep])
+    if legend:
+        class_legend(ax)
 
 
 def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, label: str | None = None,
@@ -247,9 +307,12 @@ def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, la
 
 
 def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_threshold: float = 0.5,
-                 title: str | None = None) -> torch.Tensor:
-    """Draw one image's detections as true positives (green) or false positives (red, dotted), the
-    ground truth dashed white, each class matched separately. Returns the flags, bool `[N]`."""
+                 title: str | None = None, legend: bool = False) -> torch.Tensor:
+    """Draw one image's detections as true positives (green, solid) or false positives (red, dotted),
+    each labelled with its class and score, and the ground truth as dashed white boxes; each class is
+    matched separately. `legend` explains the three line styles. Returns the flags, bool `[N]`."""
+    from matplotlib.lines import Line2D
+
     show_image(ax, image, title)
     draw_boxes(ax, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
     is_tp = torch.zeros(len(prediction["scores"]), dtype=torch.bool)
@@ -257,6 +320,16 @@ def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_th
         mine = prediction["labels"] == label
         gt = target["boxes"][target["labels"] == label]
         is_tp[mine] = match_detections(prediction["boxes"][mine], prediction["scores"][mine], gt, iou_threshold)
-    for flags, colour, style in ((is_tp, "#2ecc40", "-"), (~is_tp, "#ff4136", ":")):
-        draw_boxes(ax, prediction["boxes"][flags], colour=colour, linestyle=style, scores=prediction["scores"][flags])
+    for flags, colour, style in ((is_tp, MATCH_COLOURS["true positive"], "-"), (~is_tp, MATCH_COLOURS["false positive"], ":")):
+        draw_boxes(ax, prediction["boxes"][flags], labels=prediction["labels"][flags], colour=colour, linestyle=style,
+                   scores=prediction["scores"][flags])
+    if legend:
+        handles = [Line2D([0], [0], color=MATCH_COLOURS["true positive"], lw=1.5, label="true positive"),
+                   Line2D([0], [0], color=MATCH_COLOURS["false positive"], lw=1.5, ls=":", label="false positive"),
+                   Line2D([0], [0], color="grey", lw=1.0, ls="--", label="ground truth (white)")]
+        ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return is_tp
+
+
+#: The colours of `draw_matches`' verdicts.
+MATCH_COLOURS = {"true positive": "#2ecc40", "false positive": "#ff4136"}
