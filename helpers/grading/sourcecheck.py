@@ -1,0 +1,577 @@
+"""The grader's source check: does an answer call the library function it was meant to replace?
+
+The grader reads a notebook's code cells as source (with `ast`), never running them:
+
+- `scan(sources, exercise)` finds the statements that define the answer (`def box_iou(...)`,
+  `box_iou = ...`, an import of the name, a `global box_iou` inside a function), and, transitively,
+  those of the notebook's global names they read (helper functions, aliases, constants). In them:
+  - a reference to one of `exercise.library` (dotted names), through the notebook's imports and
+    aliases (`import torchvision.ops as ops`, `from helpers import boxes`, `f = torchvision.ops`,
+    `getattr(ops, "box_iou")`, `functools.partial(ops.box_iou)`), gives `Finding("library", ...)`;
+    a name matches a listed one when it is the same string or names the same object (so
+    `torchvision.ops.boxes.box_iou` matches `torchvision.ops.box_iou`);
+  - dynamic code (`exec`, `eval`, `compile`, `getattr` with a computed name, `importlib`,
+    `__import__`, `types.FunctionType`, `inspect`, `globals()`, `vars()`, `__dict__`,
+    `sys.modules`, the exercises object `ex`, `.reference` / `.expected` / `.solution_source`)
+    gives `Finding("dynamic", "needs review: ...")`.
+  Anywhere in the notebook, code that can bind names unseen (`exec`, `eval`, `compile`,
+  `globals()`, `vars()`, `setattr`, `sys.modules[...]`, `__dict__`, `builtins`, most IPython
+  magics) is a "dynamic" finding for every exercise, as is a cell too deep or large to read.
+  Cells are numbered as the Nth code cell of the notebook, from 1 (markdown cells not counted);
+  lines from 1 within the cell.
+- `tripwire_source(exercises)`: Python source to run in the graded kernel after the notebook and
+  before the grader's questions: it swaps the listed functions for wrappers that note each call.
+- `accepted(finding, accept_list)`: has the instructor accepted a "needs review" finding?
+
+It never raises on any source: unreadable input becomes a finding. Each cell is parsed once per
+`sources` list (cached), and each statement is analysed at most once: time is linear in the size.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import sys
+from dataclasses import dataclass, field
+
+from helpers.grading.notebook_file import safe_text
+
+#: Most nodes read for one notebook; a larger one is a "needs review" finding instead.
+MAX_NODES = 2_000_000
+
+#: Builtins that run or reach code by a name the source does not show.
+_DYNAMIC_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint", "get_ipython"}
+#: Dotted prefixes whose use inside an answer needs review.
+_DYNAMIC_MODULES = ("importlib", "inspect", "sys.modules", "sys._getframe", "builtins", "__builtins__",
+                    "types.FunctionType", "types.CodeType", "types.LambdaType", "gc", "ctypes", "marshal",
+                    "IPython", "helpers.exercises")
+#: Attribute names that reach code, namespaces or the course's answers.
+_DYNAMIC_ATTRIBUTES = {"__dict__", "__globals__", "__code__", "__closure__", "__builtins__", "__wrapped__",
+                       "__subclasses__", "__getattribute__", "__import__", "f_globals", "f_locals", "f_back",
+                       "reference", "expected", "solution_source", "_solution", "_record"}
+#: Outside the answers: code that can bind a name the source does not show.
+_BINDER_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
+_BINDER_MODULES = ("sys.modules", "builtins", "__builtins__", "importlib.import_module", "importlib.reload")
+#: IPython magics that cannot define Python names (what `get_ipython().run_line_magic(...)` may call).
+_HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "pwd", "ls", "precision", "prun",
+                    "capture", "system", "getoutput", "config"}
+_CELL_MAGICS_WITH_PYTHON = {"time", "timeit", "capture", "prun"}
+#: Roots whose objects the grader may look up (already imported, never imported for a student's name).
+_LOOKUP_ROOTS = {"torch", "torchvision", "helpers", "numpy"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the source check found in one answer: `kind` "library" or "dynamic", and one line saying where."""
+
+    kind: str
+    detail: str
+
+    @property
+    def key(self) -> str:
+        """A short fingerprint an instructor can pass to accept this finding (see `accepted`)."""
+        return hashlib.sha256(f"{self.kind}\n{self.detail}".encode()).hexdigest()[:10]
+
+
+def accepted(finding: Finding, accept_list, who: str = "") -> bool:
+    """True when the instructor accepted this "dynamic" finding: `accept_list` holds its `key`, or
+    `"<who>:<key>"` for one submission only. "library" findings are verdicts and are never accepted."""
+    if finding.kind != "dynamic":
+        return False
+    wanted = {finding.key, f"{who}:{finding.key}"} if who else {finding.key}
+    return any(str(item).strip() in wanted for item in accept_list or ())
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the notebook once
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Statement:
+    cell: int  # 1-based code-cell number
+    node: ast.stmt
+    lines: list[str]  # the cell's source lines (to quote)
+    line_offset: int = 0  # lines before the parsed text (a cell magic's first line)
+    order: int = 0  # place among all the notebook's top-level statements
+    analysed: "_Analysis | None" = None
+
+
+@dataclass
+class _Binding:
+    statement: _Statement
+    conditional: bool
+    imported: str | None = None  # the dotted name an import binds, e.g. "torchvision.ops.box_iou"
+
+
+@dataclass
+class _Analysis:
+    global_reads: set[str] = field(default_factory=set)
+    chains: list[tuple[str, int]] = field(default_factory=list)  # (dotted name, line)
+    dynamic: list[tuple[str, int]] = field(default_factory=list)  # (reason, line)
+
+
+@dataclass
+class _Notebook:
+    statements: list[_Statement] = field(default_factory=list)
+    bindings: dict[str, list[_Binding]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    star_imports: list[tuple[str, _Statement]] = field(default_factory=list)
+    everywhere: list[Finding] = field(default_factory=list)  # binders, unreadable cells: for every exercise
+    nodes: int = 0
+
+
+_CACHE: dict = {}
+
+
+def _notebook(sources: list[str]) -> _Notebook:
+    key = tuple(s if isinstance(s, str) else repr(type(s)) for s in sources)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = _read_notebook(list(key))
+    return _CACHE[key]
+
+
+def _read_notebook(sources: list[str]) -> _Notebook:
+    book = _Notebook()
+    for number, source in enumerate(sources, 1):
+        try:
+            _read_cell(book, number, source)
+        except (RecursionError, MemoryError) as error:
+            book.everywhere.append(Finding("dynamic", f"needs review: cell {number} is too deeply nested or too large to read ({type(error).__name__})"))
+        if book.nodes > MAX_NODES:
+            book.everywhere.append(Finding("dynamic", f"needs review: the notebook is too large to read (more than {MAX_NODES} syntax nodes by cell {number})"))
+            break
+    return book
+
+
+def _parse(source: str) -> tuple[ast.Module | None, int]:
+    """The cell as a Python module and how many lines precede the parsed text; (None, 0) when it is
+    not Python (it then raises in the kernel too, and defines nothing)."""
+    try:
+        return ast.parse(source), 0
+    except SyntaxError:
+        pass
+    except ValueError:  # NUL bytes
+        return None, 0
+    first, _, rest = source.partition("\n")
+    if first.startswith("%%") and first[2:].split(" ")[0].strip() in _CELL_MAGICS_WITH_PYTHON:
+        tree, offset = _parse(rest)
+        return tree, offset + 1 if tree is not None else 0
+    try:  # IPython syntax (%magic, !shell, ?help): parse what the kernel would run
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(TransformerManager().transform_cell(source)), 0
+    except (SyntaxError, ValueError, ImportError, IndexError, TypeError):
+        return None, 0
+
+
+def _read_cell(book: _Notebook, number: int, source: str) -> None:
+    if not isinstance(source, str):
+        return
+    tree, offset = _parse(source)
+    if tree is None:
+        return
+    lines = source.splitlines()
+    for node, conditional in _global_statements(tree):
+        statement = _Statement(number, node, lines, offset, len(book.statements))
+        book.statements.append(statement)
+        _record_bindings(book, statement, conditional)
+    receivers = set()  # the `get_ipython()` of `get_ipython().run_line_magic(...)`: judged with its method
+    for sub in ast.walk(tree):
+        book.nodes += 1
+        if isinstance(sub, ast.Call) and _is_shell_call(sub.func):
+            receivers.add(id(sub.func.value))
+        reason = _binder(sub, book.aliases, receivers)
+        if reason:
+            book.everywhere.append(Finding("dynamic", _review(reason, number, getattr(sub, "lineno", 1) + offset, lines)))
+        if book.nodes > MAX_NODES:
+            return
+
+
+def _global_statements(tree: ast.Module):
+    """Every statement that runs at the top level of the cell, with whether it runs only conditionally."""
+    todo = [(node, False) for node in reversed(tree.body)]
+    while todo:
+        node, conditional = todo.pop()
+        yield node, conditional
+        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith)) or (
+            sys.version_info >= (3, 10) and isinstance(node, ast.Match)
+        ):
+            bodies = [getattr(node, name, []) for name in ("body", "orelse", "finalbody")]
+            bodies += [h.body for h in getattr(node, "handlers", [])] + [c.body for c in getattr(node, "cases", [])]
+            for body in reversed(bodies):
+                todo.extend((child, True) for child in reversed(body))
+
+
+def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool) -> None:
+    node = statement.node
+    add = lambda name, imported=None: book.bindings.setdefault(name, []).append(_Binding(statement, conditional, imported))
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        add(node.name)
+        for sub in ast.walk(node):  # `global NAME` inside: the function binds a global
+            if isinstance(sub, ast.Global):
+                for name in sub.names:
+                    add(name)
+        return
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                book.aliases[alias.asname] = alias.name
+                add(alias.asname, alias.name)
+            else:
+                root = alias.name.split(".")[0]
+                book.aliases[root] = root
+                add(root, root)
+        return
+    if isinstance(node, ast.ImportFrom):
+        module = "." * node.level + (node.module or "")
+        for alias in node.names:
+            if alias.name == "*":
+                book.star_imports.append((module, statement))
+                continue
+            dotted = f"{module}.{alias.name}"
+            book.aliases[alias.asname or alias.name] = dotted
+            add(alias.asname or alias.name, dotted)
+        return
+    if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith)) or type(node).__name__ == "Match":
+        targets = [getattr(node, "target", None)] + [item.optional_vars for item in getattr(node, "items", [])]
+        for name in _stored_names(targets):
+            add(name)
+        return  # the bodies are statements of their own
+    for name in _stored_names(_targets(node)):
+        add(name)
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        dotted = _resolve(node.value, book.aliases, set(), {})
+        if dotted:
+            book.aliases[node.targets[0].id] = dotted
+        else:
+            book.aliases.pop(node.targets[0].id, None)
+    for sub in _walk_same_scope(node):  # (name := ...) at the top level binds a global
+        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+            add(sub.target.id)
+
+
+def _targets(node: ast.stmt) -> list:
+    if isinstance(node, ast.Assign):
+        return node.targets
+    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        return [node.target]
+    return []
+
+
+def _stored_names(targets) -> list[str]:
+    names, todo = [], [t for t in targets if t is not None]
+    while todo:
+        target = todo.pop()
+        if isinstance(target, ast.Name):
+            names.append(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            todo.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            todo.append(target.value)
+    return names
+
+
+def _walk_same_scope(node):
+    """`ast.walk` without entering functions, lambdas and classes."""
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        yield current
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                todo.append(child)
+
+
+# --------------------------------------------------------------------------------------------
+# Names, chains and what is dynamic
+# --------------------------------------------------------------------------------------------
+
+
+def _chain_parts(node) -> tuple[ast.AST, list[str]] | None:
+    """(root node, attribute names) of `a.b.c` or `getattr(a.b, "c")`; None for anything else."""
+    parts = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif _is_literal_getattr(node):
+            parts.append(node.args[1].value)
+            node = node.args[0]
+        else:
+            break
+        if len(parts) > 64:
+            return None
+    return node, parts[::-1]
+
+
+def _is_literal_getattr(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+            and len(node.args) in (2, 3) and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str))
+
+
+def _resolve(node, aliases: dict, local: set, local_aliases: dict) -> str | None:
+    """The dotted name a chain stands for, through the notebook's imports and aliases; None if it is
+    not a chain of names (or starts from a local variable that is not an alias)."""
+    found = _chain_parts(node)
+    if found is None or not isinstance(found[0], ast.Name):
+        return None
+    root, parts = found
+    if root.id in local_aliases:
+        base = local_aliases[root.id]
+    elif root.id in local:
+        return None
+    else:
+        base = aliases.get(root.id, root.id)
+    return ".".join([base, *parts])
+
+
+def _binder(node, aliases: dict, receivers: set) -> str | None:
+    """Why `node` (anywhere in the notebook) may bind a name unseen, or None."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in _BINDER_BUILTINS:
+        return f"`{node.id}`"
+    if isinstance(node, ast.Attribute) and node.attr in ("__dict__", "__builtins__", "__globals__"):
+        return f"`{node.attr}`"
+    if isinstance(node, ast.Compare) and all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+        return None  # `"google.colab" in sys.modules` only reads
+    if isinstance(node, ast.Call):
+        if _is_shell_call(node.func):  # get_ipython().METHOD(...): what IPython syntax turns into
+            method = node.func.attr
+            if method in ("run_line_magic", "run_cell_magic"):
+                magic = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                return None if magic in _HARMLESS_MAGICS else f"the IPython magic `{safe_text(magic, 40)}`"
+            return None if method in ("system", "getoutput") else f"`get_ipython().{method}`"
+        if isinstance(node.func, ast.Name) and node.func.id == "get_ipython" and id(node) not in receivers:
+            return "`get_ipython()`"
+        dotted = _resolve(node.func, aliases, set(), {}) or ""
+        for prefix in _BINDER_MODULES:
+            if dotted == prefix or dotted.startswith(prefix + "."):
+                return f"`{prefix}`"
+    if isinstance(node, (ast.Subscript, ast.Attribute)) and not isinstance(node, ast.Call):
+        dotted = _resolve(node.value, aliases, set(), {}) or ""
+        if dotted in ("sys.modules", "builtins", "__builtins__"):
+            return f"`{dotted}`"
+    return None
+
+
+def _is_shell_call(node) -> bool:
+    """Is `node` an attribute of `get_ipython()` (`get_ipython().run_line_magic` ...)?"""
+    if isinstance(node, ast.Attribute):
+        node = node.value
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "get_ipython"
+    return False
+
+
+def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
+    """Global names read, dotted chains used and dynamic code, in one top-level statement."""
+    if statement.analysed is not None:
+        return statement.analysed
+    node, result = statement.node, _Analysis()
+    local = _local_names(node)
+    local_aliases: dict[str, str] = {}
+    for sub in ast.walk(node):  # `o = torchvision.ops` inside a function
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
+                and sub.targets[0].id in local:
+            dotted = _resolve(sub.value, aliases, local, local_aliases)
+            if dotted:
+                local_aliases[sub.targets[0].id] = dotted
+    inner = set()  # chain nodes inside a longer chain: their prefixes are checked with it
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute):
+            inner.add(id(sub.value))
+        elif _is_literal_getattr(sub):
+            inner.add(id(sub.args[0]))
+    for sub in ast.walk(node):
+        line = getattr(sub, "lineno", node.lineno)
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in local:
+            result.global_reads.add(sub.id)
+            if sub.id in _DYNAMIC_BUILTINS:
+                result.dynamic.append((f"`{sub.id}`", line))
+        if isinstance(sub, ast.Attribute) and sub.attr in _DYNAMIC_ATTRIBUTES:
+            result.dynamic.append((f"`.{sub.attr}`", line))
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("getattr", "setattr", "delattr") \
+                and sub.func.id not in local and not _is_literal_getattr(sub):
+            result.dynamic.append((f"`{sub.func.id}` with a computed name", line))
+        if (isinstance(sub, (ast.Name, ast.Attribute)) or _is_literal_getattr(sub)) and id(sub) not in inner:
+            dotted = _resolve(sub, aliases, local, local_aliases)
+            if dotted:
+                result.chains.append((dotted, line))
+                reason = _dynamic_chain(dotted, sub)
+                if reason:
+                    result.dynamic.append((reason, line))
+    statement.analysed = result
+    return result
+
+
+def _dynamic_chain(dotted: str, node) -> str | None:
+    if dotted == "ex" or dotted.startswith("ex."):
+        return "the exercises object `ex`"
+    for prefix in _DYNAMIC_MODULES:
+        if dotted == prefix or dotted.startswith(prefix + "."):
+            return "the exercises object `ex`" if prefix == "helpers.exercises" else f"`{prefix}`"
+    return None
+
+
+def _local_names(node) -> set[str]:
+    """Names bound inside a function, class or lambda of `node` (its parameters, its variables, its
+    comprehension targets), less those declared `global`. Over-approximates: nested scopes count."""
+    local, declared_global = set(), set()
+    scoped = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.arg):
+            local.add(sub.arg)
+        elif isinstance(sub, ast.Global):
+            declared_global.update(sub.names)
+        elif isinstance(sub, ast.comprehension):
+            local.update(_stored_names([sub.target]))
+        elif scoped and isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            local.add(sub.id)
+        elif scoped and sub is not node and isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            local.add(sub.name)
+        elif scoped and isinstance(sub, (ast.Import, ast.ImportFrom)):
+            local.update((a.asname or a.name).split(".")[0] for a in sub.names)
+    return local - declared_global
+
+
+def _review(reason: str, cell: int, line: int, lines: list[str]) -> str:
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    return f"needs review: \"{safe_text(text, 120)}\" (cell {cell} line {line}: {reason})"
+
+
+# --------------------------------------------------------------------------------------------
+# Scanning one exercise
+# --------------------------------------------------------------------------------------------
+
+
+def _live_bindings(bindings: list[_Binding]) -> list[_Binding]:
+    """The bindings that may hold at the end: from the last unconditional one on."""
+    last = max((i for i, b in enumerate(bindings) if not b.conditional), default=0)
+    return bindings[last:]
+
+
+def scan(sources: list[str], exercise) -> list[Finding]:
+    """Findings on `exercise`'s answer in a notebook whose code cells are `sources` (in order).
+
+    An empty list means nothing to report. Never raises: a notebook it cannot read gives a
+    "dynamic" finding.
+    """
+    try:
+        return _scan(_notebook(sources), exercise.name, tuple(getattr(exercise, "library", ()) or ()))
+    except (RecursionError, MemoryError) as error:
+        return [Finding("dynamic", f"needs review: the notebook could not be read ({type(error).__name__})")]
+
+
+def scan_all(sources: list[str], exercises) -> dict[str, list[Finding]]:
+    """`scan` for several exercises of one notebook, by exercise name (the notebook is read once)."""
+    return {exercise.name: scan(sources, exercise) for exercise in exercises}
+
+
+def _scan(book: _Notebook, name: str, library: tuple[str, ...]) -> list[Finding]:
+    findings = list(book.everywhere)
+    matcher = _Matcher(library)
+    live = _live_bindings(book.bindings.get(name, []))
+    first_live = live[0].statement.order if live else -1
+    for module, statement in book.star_imports:
+        if statement.order > first_live and matcher.match(f"{module}.{name}"):
+            findings.append(Finding("library", _library(f"{module}.{name}", statement.cell, statement.node.lineno + statement.line_offset)))
+    todo = [(b, True) for b in live]
+    seen, nodes = set(), 0
+    while todo:
+        binding, is_answer = todo.pop()
+        statement = binding.statement
+        if id(statement) in seen:
+            continue
+        seen.add(id(statement))
+        offset = statement.line_offset
+        if binding.imported is not None and is_answer:
+            findings.append(_imported(binding.imported, statement, offset, matcher))
+        analysis = _analyse(statement, book.aliases)
+        nodes += 1
+        for dotted, line in analysis.chains:
+            if matcher.match(dotted):
+                findings.append(Finding("library", _library(dotted, statement.cell, line + offset)))
+        reasons: dict[int, list[str]] = {}
+        for reason, line in analysis.dynamic:
+            reasons.setdefault(line, []).append(reason)
+        for line, why in reasons.items():
+            findings.append(Finding("dynamic", _review(", ".join(dict.fromkeys(why)), statement.cell, line + offset, statement.lines)))
+        for read in analysis.global_reads:
+            todo.extend((b, False) for b in _live_bindings(book.bindings.get(read, [])) if b.imported is None)
+    return list(dict.fromkeys(findings))
+
+
+def _library(dotted: str, cell: int, line: int) -> str:
+    return f"uses a library implementation (`{safe_text(dotted, 120)}`, cell {cell} line {line})"
+
+
+def _imported(dotted: str, statement: _Statement, offset: int, matcher: "_Matcher") -> Finding:
+    line = statement.node.lineno + offset
+    if matcher.match(dotted):
+        return Finding("library", _library(dotted, statement.cell, line))
+    return Finding("dynamic", _review(f"the answer is imported (`{safe_text(dotted, 80)}`), not written here",
+                                      statement.cell, line, statement.lines))
+
+
+class _Matcher:
+    """Does a dotted name stand for one of an exercise's listed functions (by name, `prefix.*`, or object)?"""
+
+    def __init__(self, library: tuple[str, ...]):
+        self.names = {n for n in library if not n.endswith(".*")}
+        self.prefixes = tuple(n[:-1] for n in library if n.endswith(".*"))
+        self.objects = {id(obj): obj for obj in (_lookup(n, allow_import=True) for n in self.names) if obj is not None}
+        self.lookups = 0
+
+    def match(self, dotted: str) -> bool:
+        if dotted in self.names or (self.prefixes and dotted.startswith(self.prefixes)):
+            return True
+        if not self.objects or dotted.split(".")[0] not in _LOOKUP_ROOTS or self.lookups > 10_000:
+            return False
+        self.lookups += 1
+        obj = _lookup(dotted, allow_import=False)
+        return obj is not None and id(obj) in self.objects and self.objects[id(obj)] is obj
+
+
+def _lookup(dotted: str, allow_import: bool):
+    """The object a dotted name stands for in this process, or None. Without `allow_import`, only
+    modules already imported are read (a student's name never makes the grader import anything)."""
+    parts = dotted.split(".")
+    try:
+        for cut in range(len(parts), 0, -1):
+            module_name = ".".join(parts[:cut])
+            module = sys.modules.get(module_name)
+            if module is None and allow_import:
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError:
+                    continue
+            if module is None:
+                continue
+            obj = module
+            for part in parts[cut:]:
+                obj = getattr(obj, part)
+            return obj if callable(obj) else None
+    except Exception:  # noqa: BLE001 - any trouble: not found
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Tripwires: the second line, in the graded kernel
+# --------------------------------------------------------------------------------------------
+
+def tripwire_source(exercises) -> str:
+    """Python source that, run in the graded kernel's namespace, installs call-noting wrappers over
+    every function listed by `exercises` and defines `_sn_tripped()` (the dotted names called since
+    the last reset, sorted) and `_sn_tripwire_reset()`. Run it after the notebook's last cell; reset
+    before each question, and read `_sn_tripped()` after it: a name in that exercise's `library` was
+    called while answering. Names that cannot be found are skipped; wildcards (`x.*`) are not wired.
+    The kernel-side code is `helpers/grading/tripwire_kernel.py`.
+    """
+    from pathlib import Path
+
+    names = sorted({n for ex in exercises for n in (getattr(ex, "library", ()) or ()) if not n.endswith(".*")})
+    kernel_code = (Path(__file__).parent / "tripwire_kernel.py").read_text(encoding="utf-8")
+    return (kernel_code + f"\n_sn_tripped, _sn_tripwire_reset = _sn_install_tripwires({names!r})\n"
+            "del _sn_install_tripwires\n")
