@@ -21,20 +21,17 @@ import copy
 import datetime as _dt
 import hashlib
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
 
 import nbformat
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-CODE_STUB = "raise NotImplementedError()"
-VALUE_STUB = "...  # your answer"
-RAISES = "raises-exception"  # JupyterLab's Run All goes on past a cell with this tag
-MARKDOWN_STUB = "YOUR ANSWER HERE"
+from helpers.grading.conventions import (  # noqa: F401 - BEGIN, END and check_cell_source are read from here too
+    BEGIN, CODE_STUB, END, MARKDOWN_STUB, RAISES, SKIP_TAG, VALUE_STUB, check_cell_exercise, check_cell_source, needed_cells,
+)  # fmt: skip
+
 META_KEY = "seeing_networks"
-CHECK_CALL = re.compile(r"\bex\.(\w+)\.check\(")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -98,19 +95,6 @@ def runs_a_stub(source: str) -> bool:
     return any(line == CODE_STUB for line in source.splitlines())
 
 
-def check_cell_source(name: str) -> str:
-    """The course's check cell for exercise `name`, word for word (the grader restores it from here)."""
-    return f"ex.{name}.check()\n# ex.{name}.hint()\n# ex.{name}.solution()"
-
-
-def check_cell_exercise(source: str) -> str | None:
-    """The exercise a check cell checks (`ex.NAME.check(...)`), or None for other cells."""
-    names = set(CHECK_CALL.findall(source))
-    if len(names) > 1:
-        raise ValueError(f"a check cell must check one exercise, this one checks {sorted(names)}:\n{source}")
-    return names.pop() if names else None
-
-
 def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
     """Write `{"exercise": {"notebook", "id"}}` into every check cell's metadata. True if anything changed.
 
@@ -132,62 +116,14 @@ def label_check_cells(nb: nbformat.NotebookNode, notebook_name: str) -> bool:
     return changed
 
 
-def _names(source: str) -> tuple[set[str], set[str]] | None:
-    """(global names a cell defines, global names it reads) from its code; None when it is not plain Python.
-
-    Names local to a function or class of the cell (its parameters, its own variables) do not count.
-    """
-    import symtable
-
-    try:
-        top = symtable.symtable(source, "<cell>", "exec")
-    except SyntaxError:
-        return None
-    defined, read = set(), set()
-    for symbol in top.get_symbols():
-        if symbol.is_assigned() or symbol.is_imported() or symbol.is_namespace():
-            defined.add(symbol.get_name())
-        if symbol.is_referenced():
-            read.add(symbol.get_name())
-    todo = list(top.get_children())
-    while todo:
-        table = todo.pop()
-        todo.extend(table.get_children())
-        for symbol in table.get_symbols():
-            if symbol.is_global() and symbol.is_referenced():
-                read.add(symbol.get_name())
-    return defined, read
-
-
-def needed_cells(sources: list[str], seeds: set[int]) -> set[int]:
-    """The code cells (by index) that `seeds` need: the seeds, every cell that is not plain Python, and,
-    transitively, the cell that last defined each global name a needed cell reads."""
-    names = [_names(source) for source in sources]
-    keep = set(seeds) | {i for i, n in enumerate(names) if n is None}
-    todo = sorted(keep)
-    while todo:
-        j = todo.pop()
-        if names[j] is None:
-            continue
-        defined, read = names[j]
-        for name in read - defined:
-            source = max((i for i in range(j) if names[i] and name in names[i][0]), default=None)
-            if source is not None and source not in keep:
-                keep.add(source)
-                todo.append(source)
-    return keep
-
-
 def tag_skippable_cells(nb: nbformat.NotebookNode) -> bool:
     """Tag `grader-skip` on every code cell no exercise needs; True if any tag changed.
 
     Needed (never tagged): the set-up cell, the cells holding a solution, the check cells, and what
     they need (`needed_cells`). The rest (trainings, evaluations, figures, widgets) only show things,
-    so the grader need not run them (`helpers.grade`; tests/test_grade_skip.py shows that no verdict
+    so the grader need not run them (`helpers.grading.prepare`; tests/test_grade_skip.py shows that no verdict
     changes).
     """
-    from helpers.grade import SKIP_TAG
-
     code = [c for c in nb.cells if c.cell_type == "code"]
     seeds = {0} | {i for i, c in enumerate(code) if BEGIN in c.source or "exercise" in c.metadata}
     keep = needed_cells([c.source for c in code], seeds)

@@ -8,7 +8,9 @@ with the reference happens. Anything else (a function, an object) is recorded by
 No pickle, no code: decoding a forged file can give wrong answers, never run anything.
 
     encode(value) -> JSON-able      decode(JSON-able) -> value      (raise ValueError on bad input)
-    export_answers(notebook, names, seed, folder)   # run in the student's kernel by the grader
+    question(exercise, seed) -> str                 # in the grader: what it asks the kernel
+    start_responder(module, notebook)               # in the graded kernel, at start-up
+    read_reply(text, nonce) -> record               # in the grader: the kernel's reply, checked
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,6 @@ import torch
 
 MAX_DEPTH = 32
 MAX_ELEMENTS = 50_000_000  # numbers in one answer file, all tensors together
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 _TORCH_DTYPES = {
     str(d).removeprefix("torch."): d
@@ -230,37 +229,89 @@ def _decode_array(obj: dict, budget: list) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Files: one per exercise, written in the kernel, read by the grader
+# The responder: in the graded kernel, answers the grader's questions after the last cell
 # --------------------------------------------------------------------------------------------
 
+RESPONDER = "__seeing_networks_answer__"  # the builtin the grader's question calls
+MAX_REPLY_CHARS = 64 * 1024 * 1024
 
-def export_answers(
-    notebook: str, names: list[str], seed: int, folder: str | os.PathLike = "answers", module: str | None = None
-) -> None:
-    """Record the student's answers to `names` of `notebook` into `folder/NAME.json` (run in the kernel).
 
-    For a function, what it returned on each of the check's inputs, the visible ones and those drawn
-    from `seed`; for a named answer, its value. `module` defines the exercises (default
-    `helpers.exercises.nbNN`). Prints nothing: the student's notebook looks the same.
+def start_responder(module: str, notebook: str) -> None:
+    """Run once at kernel start-up, before any cell (the grader's start-up file): import the notebook's
+    exercises (with `SEEING_NETWORKS_GRADING=1` they carry no reference) and install the responder.
+
+    What the responder needs (the exercises, JSON, the kernel's stdout stream, the student namespace)
+    is bound now, so a student cell that later replaces `print`, `sys.stdout`, `json` or a
+    `sys.modules` entry does not change how the reply is written.
     """
+    import builtins
     import importlib
+    import sys
 
-    from helpers.exercises.core import MISSING, REGISTRY
+    from helpers.exercises.core import MISSING, FunctionExercise, Withheld, exercises_of
 
-    importlib.import_module(module or f"helpers.exercises.nb{notebook[:2]}")
-    namespace = _student_namespace()
-    out = Path(folder)
-    out.mkdir(exist_ok=True)
-    for name in names:
-        exercise = REGISTRY[(notebook, name)]
+    importlib.import_module(module)
+    exercises = {ex.name: ex for ex in exercises_of(notebook)}
+    namespace, stream, dumps, loads = _student_namespace(), sys.stdout, json.dumps, json.loads
+    write, flush = stream.write, stream.flush
+
+    def answer(nonce: str, question: str) -> None:
+        """Reply to one question (JSON: {"name", "cases"?}) with `nonce + JSON record + nonce` on stdout."""
         try:
-            record = exercise.record(namespace.get(name, MISSING), seed=seed)
-        except Exception as error:  # noqa: BLE001 - whatever happened, the grader hears of it
+            asked = loads(question)
+            exercise = exercises[asked["name"]]
+            value = namespace.get(exercise.name, MISSING)
+            withheld = exercise.reference if isinstance(exercise, FunctionExercise) else exercise.expected
+            if value is MISSING:
+                record = {"state": "missing"}
+            elif isinstance(value, Withheld) or (isinstance(withheld, Withheld) and withheld.uses):
+                record = {"state": "reference"}
+            elif isinstance(exercise, FunctionExercise):
+                cases = [_case(decode(c)) for c in asked["cases"]]
+                record = exercise.run_cases(value, cases)
+                if isinstance(withheld, Withheld) and withheld.uses:
+                    record = {"state": "reference"}
+            else:
+                record = {"state": "set", "value": encode(value)}
+        except BaseException as error:  # noqa: BLE001 - whatever happened, the grader hears of it
             record = {"state": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
-        record["exercise"] = name
-        tmp = out / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(record))
-        tmp.replace(out / f"{name}.json")
+        write(nonce + dumps(record) + nonce + "\n")
+        flush()
+
+    setattr(builtins, RESPONDER, answer)
+
+
+def _case(encoded: Any):
+    from helpers.exercises.core import Case
+
+    if not isinstance(encoded, dict) or not isinstance(encoded.get("args"), tuple) or not isinstance(encoded.get("kwargs"), dict):
+        raise ValueError("a question's case must be {'args': tuple, 'kwargs': dict}")
+    return Case("", encoded["args"], encoded["kwargs"])
+
+
+def question(exercise, seed: int | None) -> str:
+    """The grader's question for one exercise (JSON): its name, and for a function the inputs to run it
+    on, the visible cases and the hidden ones drawn from `seed` now (`FunctionExercise.trial_cases`)."""
+    asked: dict = {"name": exercise.name}
+    if hasattr(exercise, "trial_cases"):
+        asked["cases"] = [encode({"args": tuple(c.args), "kwargs": dict(c.kwargs)}) for c in exercise.trial_cases(seed)]
+    return json.dumps(asked)
+
+
+def read_reply(text: str, nonce: str) -> dict:
+    """The record in a reply: the one JSON object framed by `nonce` in `text`. Raises ValueError."""
+    parts = text.split(nonce)
+    if len(parts) != 3:
+        raise ValueError("no framed reply" if len(parts) < 3 else "more than one reply")
+    if len(parts[1]) > MAX_REPLY_CHARS:
+        raise ValueError(f"a reply of more than {MAX_REPLY_CHARS} characters")
+    try:
+        record = json.loads(parts[1])
+    except (ValueError, RecursionError) as error:
+        raise ValueError("the reply is not valid JSON") from error
+    if not isinstance(record, dict):
+        raise ValueError("the reply does not hold a record")
+    return record
 
 
 def _student_namespace() -> dict:
@@ -275,29 +326,3 @@ def _student_namespace() -> dict:
     import __main__
 
     return vars(__main__)
-
-
-def read_answer_file(path: Path) -> dict:
-    """Read one answer file safely (no symlinks, no FIFOs, bounded size). Raises ValueError."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise ValueError(f"the answer file could not be opened ({error.strerror})") from error
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("the answer file is not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ValueError(f"the answer file is larger than {MAX_FILE_BYTES} bytes")
-        raw = f.read(MAX_FILE_BYTES + 1)
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise ValueError("the answer file is not valid JSON") from error
-    if not isinstance(record, dict):
-        raise ValueError("the answer file does not hold a record")
-    return record

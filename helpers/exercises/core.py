@@ -15,6 +15,12 @@ gave in a safe format (`helpers.exercises.answers`); `judge(record, seed)` compa
 reference (in whichever process decides: the notebook's own for `check()`, the grader's for a grade).
 With a `seed`, a function is also tried on hidden inputs drawn from it, so an answer that only
 knows the visible cases fails.
+
+**In the graded kernel** (the grader sets `SEEING_NETWORKS_GRADING=1` and imports the exercises before
+any cell runs) an exercise carries no reference, expected value or solution text: each is a
+`Withheld` stand-in that holds nothing and notes being used, and `check()` judges nothing. The
+grader asks the kernel for the answers after the last cell (`helpers.exercises.answers`) and judges
+them in its own process, where the references are.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import os
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -30,6 +37,9 @@ from typing import Any, Callable
 import torch
 
 MISSING = object()  # the answer's name is not defined in the notebook
+GRADING_ENV = "SEEING_NETWORKS_GRADING"
+#: True in the kernel the grader runs: exercises carry no reference (read once, at import).
+GRADED = os.environ.get(GRADING_ENV) == "1"
 _GREEN, _RED, _YELLOW, _BLUE, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[34m", "\033[0m"
 
 #: Every exercise ever created, by (notebook, name). Tests and the build read it.
@@ -68,6 +78,38 @@ class NotAttempted(ExerciseFailure):
 
 class Incorrect(ExerciseFailure):
     verdict = "incorrect"
+
+
+class ReferenceWithheld(RuntimeError):
+    """Raised by a `Withheld` stand-in: the graded kernel holds no reference."""
+
+
+class Withheld:
+    """What `reference`, `expected` and the solution are in the graded kernel: nothing, noting each use.
+
+    Calling it, converting it or reading from it raises `ReferenceWithheld`; `uses` counts the tries,
+    so that an answer built on it is reported as "uses the reference".
+    """
+
+    def __init__(self, what: str):
+        self._what, self.uses = what, 0
+
+    def _refuse(self, *args, **kwargs):
+        self.uses += 1
+        raise ReferenceWithheld(f"the {self._what} is not in the kernel while grading: the grader holds it")
+
+    __call__ = __float__ = __int__ = __index__ = __complex__ = __bool__ = __len__ = __iter__ = _refuse
+    __getitem__ = __array__ = __add__ = __radd__ = __mul__ = __rmul__ = __sub__ = __rsub__ = _refuse
+    __truediv__ = __rtruediv__ = __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __neg__ = __format__ = _refuse
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<{self._what} withheld while grading>"
 
 
 @dataclass
@@ -285,7 +327,7 @@ class Exercise:
             raise ValueError(f"points must be a positive number, got {points!r}")
         key = (notebook, name)
         self.notebook, self.name, self.points = notebook, name, points
-        self._hint, self._solution = hint.strip(), inspect.cleandoc(solution)
+        self._hint, self._solution = hint.strip(), "" if GRADED else inspect.cleandoc(solution)
         #: Dotted names of the functions this exercise asks the student to write by hand (e.g.
         #: "torchvision.ops.box_iou"): an answer that calls one of them is not the student's work.
         self.library = tuple(library)
@@ -301,6 +343,9 @@ class Exercise:
 
     def solution(self) -> None:
         """Show a solution (as Markdown in Jupyter, as text elsewhere)."""
+        if GRADED:
+            print(f"Solution ({self.name}): not shown while grading.")
+            return
         text = f"Solution ({self.name}):\n\n```python\n{self._solution}\n```"
         try:
             from IPython import get_ipython
@@ -323,6 +368,9 @@ class Exercise:
         Prints "Correct" or raises `NotAttempted` / `Incorrect`. The same two steps as the grader's:
         record the answer, then judge the record.
         """
+        if GRADED:
+            print(f"({self.notebook} · {self.name}: while grading, the grader asks for your answer after the last cell and decides)")
+            return
         if answer is MISSING:
             answer = sys._getframe(1).f_globals.get(self.name, MISSING)
         verdict = self.judge(self.record(answer))
@@ -396,7 +444,8 @@ class FunctionExercise(Exercise):
         library: tuple[str, ...] = (),
     ):
         super().__init__(notebook, name, hint, solution, points, library)
-        self.reference, self.cases, self.compare = reference, cases, compare
+        self.reference = Withheld("reference") if GRADED else reference
+        self.cases, self.compare = cases, compare
         self._hidden_cases = hidden_cases
 
     def trial_cases(self, seed: int | None = None) -> list[Case]:
@@ -420,17 +469,23 @@ class FunctionExercise(Exercise):
         return is_library_object(answer, self.reference)
 
     def _record(self, answer: Any, seed: int | None) -> dict:
+        return self.run_cases(answer, self.trial_cases(seed))
+
+    def run_cases(self, answer: Any, cases: list[Case]) -> dict:
+        """The record of `answer` on `cases`: what it returned (encoded) or raised on each, in order."""
         from helpers.exercises.answers import encode
 
         if not callable(answer):
             return {"state": "not callable", "describe": describe(answer)}
         results = []
-        for number, case in enumerate(self.trial_cases(seed)):
+        for number, case in enumerate(cases):
             try:
                 got = self.call(answer, case, number)
             except NotImplementedError:
                 results.append({"not_attempted": True})
                 break
+            except ReferenceWithheld:
+                return {"state": "reference"}
             except Exception as error:  # noqa: BLE001 - the student's code: any error is a verdict
                 results.append({"raised": f"{type(error).__name__}: {error}"[:300]})
                 break
@@ -480,7 +535,8 @@ class ValueExercise(Exercise):
         library: tuple[str, ...] = (),
     ):
         super().__init__(notebook, name, hint, solution, points, library)
-        self.expected, self.compare = expected, compare
+        self.expected = Withheld("expected answer") if GRADED else expected
+        self.compare = compare
 
     def _is_reference(self, answer: Any) -> bool:
         scalar = answer is None or isinstance(answer, (bool, int, float, str))  # equal scalars may be one object

@@ -1,0 +1,149 @@
+"""The command line: `python -m helpers.grade [grade] PATH...` and `python -m helpers.grade merge RESULTS...`.
+
+Exit status: 0 whenever grading ran, whatever the scores; 2 when there was nothing to grade or the
+arguments were wrong; 130 when stopped (nothing is left running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from helpers.grading import course, feedback, gradebook, roster, shards
+from helpers.grading.conventions import SKIP_TAG
+from helpers.grading.grader import DEFAULT_NOTEBOOK_TIMEOUT, DEFAULT_TIMEOUT, Outcome, grade_class
+from helpers.grading.records import NOT_SUBMITTED, Result, safe_name
+
+
+def parse_modules(pairs: list[str]) -> dict[str, str]:
+    """["NOTEBOOK=MODULE", ...] -> {notebook: module}. Raises ValueError on a malformed pair."""
+    modules = {}
+    for pair in pairs:
+        notebook, sep, module = pair.partition("=")
+        if not sep or not notebook or not module:
+            raise ValueError(f"--exercises must be NOTEBOOK=MODULE, got {pair!r}")
+        modules[notebook] = module
+    return modules
+
+
+def write_outputs(outcome: Outcome, args) -> None:
+    """The CSV, gradebook and feedback files the command line asked for."""
+    students = roster.read_roster(args.roster) if args.roster else None
+    named = {r.notebook for r in outcome.results}
+    points = course.course_points([nb for nb in course.known_notebooks() if nb in named])
+    rows = [asdict(r) for r in outcome.results]
+    for wanted in (args.csv, args.gradebook):
+        if wanted:
+            Path(wanted).parent.mkdir(parents=True, exist_ok=True)
+    if args.csv:
+        gradebook.write_csv(outcome.results, args.csv)
+        print(f"wrote {args.csv}")
+    if args.gradebook:  # (the gradebook adds the roster's missing students itself)
+        handed_in = [r for r in rows if r["status"] != NOT_SUBMITTED]
+        for path in gradebook.write_gradebook(args.gradebook, handed_in, points, roster=students, fmt=args.format, meta=outcome.meta):
+            print(f"wrote {path}")
+    if args.feedback:
+        import nbformat
+
+        folder = Path(args.feedback)
+        who = list(dict.fromkeys(r.student for r in outcome.results if r.status != NOT_SUBMITTED))
+        for student in who:
+            mine = [r for r in rows if r["student"] == student]
+            into = folder / safe_name(student)
+            into.mkdir(parents=True, exist_ok=True)
+            (into / "feedback.html").write_text(feedback.feedback_html(student, mine, points, outcome.meta), encoding="utf-8")
+            (into / "results.json").write_text(json.dumps(feedback.gradescope_results(mine, points, outcome.meta), indent=1))
+            for path in {r["path"] for r in mine if r["path"] in outcome.executed}:
+                nbformat.write(outcome.executed[path], into / f"{safe_name(next(r['notebook'] for r in mine if r['path'] == path))}.ipynb")
+        print(f"wrote feedback for {len(who)} student(s) in {folder}")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--csv", help="write one row per student, notebook and exercise to this CSV file")
+    parser.add_argument("--gradebook", help="write one row per student (points per exercise and notebook, total, maximum, %%)")
+    parser.add_argument("--format", choices=["plain", "canvas"], default="plain", help="--gradebook's format (canvas: its import CSV)")
+    parser.add_argument("--roster", help="CSV of id, name, email: students with no notebook get 0 and 'not submitted'")
+    parser.add_argument("--feedback", help="folder for each student's feedback: feedback.html, results.json (Gradescope) and the executed notebooks")
+
+
+def add_grade_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for notebooks (Canvas, Gradescope, a folder per student)")
+    add_output_options(parser)
+    parser.add_argument("--results", help="append one JSON line per graded notebook to this file, as each finishes")
+    parser.add_argument("--resume", action="store_true", help="skip notebooks already in --results (same file content)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help=f"seconds per cell, wall clock (default {DEFAULT_TIMEOUT})")
+    parser.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
+                        help=f"seconds per notebook, wall clock (default {DEFAULT_NOTEBOOK_TIMEOUT})")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: one per core)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the hidden cases, to reproduce a run (default: a fresh secret one)")
+    parser.add_argument("--run-all", action="store_true", help=f"also run the cells tagged {SKIP_TAG} (trainings no check needs)")
+    parser.add_argument("--shard", help="grade only slice K of N of the submissions, as K/N (K from 0)")
+    parser.add_argument("--shard-from-env", action="store_true",
+                        help="take the slice from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX (+ SEEING_NETWORKS_SHARDS)")  # fmt: skip
+    parser.add_argument("--exercises", action="append", default=[], metavar="NOTEBOOK=MODULE",
+                        help="grade NOTEBOOK with the exercises of MODULE (for notebooks outside helpers.exercises)")  # fmt: skip
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m helpers.grade", description="Grade submitted notebooks, each in its own sandbox: one row per student, notebook and exercise.")
+    commands = top.add_subparsers(dest="command", required=True)
+    add_grade_options(commands.add_parser("grade", help="grade notebooks (the default: `python -m helpers.grade PATH...`)"))
+    merge = commands.add_parser("merge", help="combine the --results files of several shards")
+    merge.add_argument("results", nargs="+", help="--results files written by the shards")
+    add_output_options(merge)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] not in (["grade"], ["merge"], ["-h"], ["--help"]):
+        argv = ["grade", *argv]
+    args = parser().parse_args(argv)
+    return merge_command(args) if args.command == "merge" else grade_command(args)
+
+
+def grade_command(args) -> int:
+    started = time.monotonic()
+    try:
+        shard = shards.parse_shard(args.shard) if args.shard else shards.shard_from_env() if args.shard_from_env else None
+        if args.shard_from_env and shard is None:
+            raise ValueError("--shard-from-env found no SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or SEEING_NETWORKS_SHARD")
+        students = roster.read_roster(args.roster) if args.roster else None
+        outcome = grade_class(
+            args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
+            results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
+            shard=shard, roster=students, keep_executed=bool(args.feedback), skip=not args.run_all,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, TypeError, PermissionError) as error:
+        print(f"python -m helpers.grade: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m helpers.grade: stopped; nothing is left running", file=sys.stderr)
+        return 130
+    print()
+    print(feedback.format_table(outcome.results, outcome.seconds))
+    print(f"\n{len({r.path for r in outcome.results if r.path})} notebook(s) in {time.monotonic() - started:.0f} s")
+    write_outputs(outcome, args)
+    return 0
+
+
+def merge_command(args) -> int:
+    try:
+        rows = shards.merge(args.results)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"python -m helpers.grade merge: {error}", file=sys.stderr)
+        return 2
+    results = [Result(**{k: row[k] for k in Result.__dataclass_fields__}) for row in rows]
+    outcome = Outcome(results, {}, meta=rows.meta or gradebook.course_meta(None))
+    if args.roster:
+        students = roster.read_roster(args.roster)
+        found = {getattr(roster.find_student(students, r.student), "id", None) for r in results}
+        outcome.results += [Result(s.id, "-", "-", False, NOT_SUBMITTED, "", "") for s in students if s.id not in found]
+    print(feedback.format_table(outcome.results))
+    print(f"\nmerged {rows.notebooks} notebook(s) from {len(args.results)} file(s); {rows.skipped} unreadable line(s) skipped")
+    write_outputs(outcome, args)
+    return 0
