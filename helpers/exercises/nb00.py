@@ -22,6 +22,8 @@ def _grayscale_cases():
 to_grayscale = FunctionExercise(
     notebook=NOTEBOOK,
     name="to_grayscale",
+    library=("torchvision.transforms.functional.rgb_to_grayscale", "torchvision.transforms.Grayscale",
+             "torchvision.transforms.v2.functional.rgb_to_grayscale", "torchvision.transforms.v2.Grayscale"),
     reference=lambda image: TF.rgb_to_grayscale(image)[0],
     cases=_grayscale_cases,
     compare=partial(compare_tensors, atol=1e-3),

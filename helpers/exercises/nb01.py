@@ -27,6 +27,7 @@ def _hidden_scene_cases(generator: torch.Generator) -> list[Case]:
 semantic_from_instances = FunctionExercise(
     notebook=NOTEBOOK,
     name="semantic_from_instances",
+    library=("helpers.data.semantic_from_instances",),
     reference=_semantic,
     cases=_scene_cases,
     compare=partial(compare_tensors, exact_dtype=True),  # the text asks for int64
@@ -63,6 +64,8 @@ def _iou_cases():
 paired_iou = FunctionExercise(
     notebook=NOTEBOOK,
     name="paired_iou",
+    library=("helpers.boxes.paired_box_iou", "helpers.boxes.box_iou", "torchvision.ops.box_iou",
+             "torchvision.ops.boxes.box_iou"),
     reference=paired_box_iou,
     cases=_iou_cases,
     hint="The intersection is a box too: its left edge is the larger of the two left edges, its right "
@@ -96,6 +99,7 @@ def _loss_cases():
 joint_loss = FunctionExercise(
     notebook=NOTEBOOK,
     name="joint_loss",
+    library=("helpers.models.joint_localisation_loss",),
     reference=joint_localisation_loss,
     cases=_loss_cases,
     hint="F.cross_entropy(class_logits, labels) gives the classification term. For the box term, square "

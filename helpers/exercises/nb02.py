@@ -43,6 +43,8 @@ def _iou_cases():
 box_iou = FunctionExercise(
     notebook=NOTEBOOK,
     name="box_iou",
+    library=("torchvision.ops.box_iou", "torchvision.ops.boxes.box_iou", "helpers.boxes.box_iou",
+             "helpers.boxes.iou_matrix", "helpers.matching._iou64", "helpers.detection._iou"),
     reference=boxes.box_iou,
     cases=_iou_cases,
     hint="Broadcast: boxes1[:, None, :2] against boxes2[None, :, :2] gives [N, M, 2]. The intersection's top-left "
@@ -113,6 +115,9 @@ def _match_cases():
 match_detections = FunctionExercise(
     notebook=NOTEBOOK,
     name="match_detections",
+    library=("helpers.metrics.match_detections", "helpers.matching.match_detections", "helpers.matching.greedy_match",
+             "helpers.matching.match_groups", "helpers.metrics.evaluate_detections",
+             "helpers.metrics.class_detections"),
     reference=metrics.match_detections,
     cases=_match_cases,
     hint="Compute the [N, M] IoU matrix once. Visit detections in order of decreasing score (torch.argsort with "
@@ -168,6 +173,7 @@ def _ranked_cases():
 precision_recall = FunctionExercise(
     notebook=NOTEBOOK,
     name="precision_recall",
+    library=("helpers.metrics.precision_recall_curve", "sklearn.metrics.precision_recall_curve"),
     reference=_precision_recall_reference,
     cases=_ranked_cases,
     hidden_cases=_hidden_ranked_cases,
@@ -195,6 +201,8 @@ def _voc_ap_reference(is_tp, num_gt):
 all_point_ap = FunctionExercise(
     notebook=NOTEBOOK,
     name="all_point_ap",
+    library=("helpers.metrics.average_precision", "helpers.metrics.precision_envelope",
+             "helpers.metrics._ap_of_ranked", "sklearn.metrics.average_precision_score"),
     reference=_voc_ap_reference,
     cases=_ranked_cases,
     hidden_cases=_hidden_ranked_cases,

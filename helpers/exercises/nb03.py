@@ -63,6 +63,7 @@ def _hidden_anchor_cases(g: torch.Generator) -> list[Case]:
 make_anchors = FunctionExercise(
     notebook=NOTEBOOK,
     name="make_anchors",
+    library=("torchvision.models.detection.anchor_utils.AnchorGenerator", "helpers.exercises.nb03.reference_anchors"),
     reference=reference_anchors,
     cases=_anchor_cases,
     compare=partial(compare_tensors, exact_dtype=True),  # the text asks for float32, as torchvision makes them
@@ -106,6 +107,8 @@ def _encode_cases():
 encode_boxes = FunctionExercise(
     notebook=NOTEBOOK,
     name="encode_boxes",
+    library=("helpers.boxes.encode_boxes", "torchvision.models.detection._utils.BoxCoder",
+             "torchvision.models.detection._utils.encode_boxes"),
     reference=boxes.encode_boxes,
     cases=_encode_cases,
     hint="Convert both to centre and size: w = x2 - x1, cx = x1 + 0.5 * w (same for y and h). Then "
@@ -142,6 +145,7 @@ def _decode_cases():
 decode_boxes = FunctionExercise(
     notebook=NOTEBOOK,
     name="decode_boxes",
+    library=("helpers.boxes.decode_boxes", "torchvision.models.detection._utils.BoxCoder"),
     reference=boxes.decode_boxes,
     cases=_decode_cases,
     hint="Undo each step of encode_boxes in reverse: divide the deltas by the weights; cx = dx * wa + cxa, "
@@ -187,6 +191,8 @@ def _hidden_nms_cases(g: torch.Generator) -> list[Case]:
 nms = FunctionExercise(
     notebook=NOTEBOOK,
     name="nms",
+    library=("torchvision.ops.nms", "torchvision.ops.boxes.nms", "torchvision.ops.batched_nms",
+             "torchvision.ops.boxes.batched_nms", "torch.ops.torchvision.nms", "helpers.boxes.nms"),
     reference=torchvision.ops.nms,
     cases=_nms_cases,
     compare=partial(compare_tensors, exact_dtype=True),  # the text asks for int64 indices

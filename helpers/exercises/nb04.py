@@ -35,6 +35,10 @@ def _transposed_conv_cases() -> list[Case]:
 transposed_conv = FunctionExercise(
     notebook=NOTEBOOK,
     name="transposed_conv",
+    library=("torch.nn.functional.conv_transpose2d", "torch.conv_transpose2d", "torch.nn.ConvTranspose2d",
+             "helpers.transposed.conv_transpose2d", "torch.nn.LazyConvTranspose2d", "torch.nn.grad.conv2d_input",
+             "helpers.transposed.conv_transpose2d_zero_insertion", "helpers.transposed.conv_transpose2d_matrix",
+             "helpers.transposed.scatter_steps", "helpers.exercises.nb04.reference_transposed_conv"),
     reference=reference_transposed_conv,
     cases=_transposed_conv_cases,
     hint=(
@@ -81,6 +85,9 @@ def _compare_size(expected: int, got) -> str | None:
 output_size = FunctionExercise(
     notebook=NOTEBOOK,
     name="output_size",
+    library=("helpers.transposed.conv_transpose_output_size", "torch.nn.ConvTranspose1d",
+             "torch.nn.functional.conv_transpose1d", "torch.nn.functional.conv_transpose2d", "torch.conv_transpose2d",
+             "torch.nn.ConvTranspose2d", "helpers.transposed.conv_transpose2d"),
     reference=transposed.conv_transpose_output_size,
     cases=_output_size_cases,
     hidden_cases=_output_size_cases,
@@ -116,6 +123,8 @@ def _conv_matrix_cases() -> list[Case]:
 conv_matrix = FunctionExercise(
     notebook=NOTEBOOK,
     name="conv_matrix",
+    library=("helpers.transposed.convolution_matrix", "helpers.transposed.conv_transpose2d_matrix",
+             "helpers.exercises.nb04.reference_conv_matrix"),
     reference=reference_conv_matrix,
     cases=_conv_matrix_cases,
     hint=(
@@ -155,6 +164,8 @@ def _phase_sums_cases() -> list[Case]:
 phase_sums = FunctionExercise(
     notebook=NOTEBOOK,
     name="phase_sums",
+    library=("helpers.transposed.phase_sums", "torch.nn.functional.conv_transpose2d", "torch.conv_transpose2d",
+             "torch.nn.ConvTranspose2d", "helpers.transposed.conv_transpose2d"),
     reference=transposed.phase_sums,
     cases=_phase_sums_cases,
     hint=(

@@ -154,6 +154,7 @@ def _compare_no_grad(expected, got):
 up_block = FunctionExercise(
     notebook=NOTEBOOK,
     name="up_block",
+    library=("helpers.unet.up_block_forward", "helpers.unet.UpBlock", "helpers.unet.center_crop"),
     reference=unet.up_block_forward,
     cases=_up_block_cases,
     compare=_compare_no_grad,
@@ -194,6 +195,7 @@ def _iou_cases() -> list[Case]:
 iou_per_class = FunctionExercise(
     notebook=NOTEBOOK,
     name="iou_per_class",
+    library=("helpers.metrics.iou_from_confusion", "helpers.metrics.per_class_iou", "helpers.metrics.mean_iou"),
     reference=metrics.iou_from_confusion,
     cases=_iou_cases,
     hidden_cases=_hidden_confusion_cases,

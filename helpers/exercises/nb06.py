@@ -43,6 +43,7 @@ def _compare_step(expected, got) -> str | None:
 dream_step = FunctionExercise(
     notebook=NOTEBOOK,
     name="dream_step",
+    library=("helpers.dream.dream_step", "helpers.dream.deepdream"),
     reference=dream.dream_step,
     cases=_dream_step_cases,
     compare=_compare_step,
@@ -105,6 +106,7 @@ def _compare_octaves(expected, got) -> str | None:
 octave_sizes = FunctionExercise(
     notebook=NOTEBOOK,
     name="octave_sizes",
+    library=("helpers.dream.octave_sizes",),
     reference=dream.octave_sizes,
     cases=_octave_cases,
     compare=_compare_octaves,
@@ -133,6 +135,7 @@ def _clamp_cases():
 clamp_to_image_range = FunctionExercise(
     notebook=NOTEBOOK,
     name="clamp_to_image_range",
+    library=("helpers.dream.clamp_to_image_range",),
     reference=dream.clamp_to_image_range,
     cases=_clamp_cases,
     hint=(

@@ -17,6 +17,7 @@ def _features(shape, seed: int) -> torch.Tensor:
 gram_matrix = FunctionExercise(
     notebook=NOTEBOOK,
     name="gram_matrix",
+    library=("helpers.style.gram_matrix",),
     reference=style.gram_matrix,
     cases=lambda: [
         Case("features of shape [1, 3, 4, 4]", (_features((1, 3, 4, 4), 0),)),
@@ -42,6 +43,7 @@ def _grams(sizes, seed: int, batch: int = 1):
 style_loss = FunctionExercise(
     notebook=NOTEBOOK,
     name="style_loss",
+    library=("helpers.style.style_loss", "helpers.style.total_loss"),
     reference=style.style_loss,
     cases=lambda: [
         Case("one layer with weight 1", (_grams([4], 0), _grams([4], 10), [1.0])),
@@ -80,6 +82,7 @@ def _total_cases():
 total_loss = FunctionExercise(
     notebook=NOTEBOOK,
     name="total_loss",
+    library=("helpers.style.total_loss", "helpers.style.style_loss", "helpers.style.content_loss"),
     reference=style.total_loss,
     cases=_total_cases,
     hint=(
