@@ -11,6 +11,7 @@ import torch
 from matplotlib import colors as mcolors
 from matplotlib.patches import Rectangle
 
+from helpers.boxes import box_iou
 from helpers.data import CLASSES
 from helpers.matching import match_detections
 from helpers.metrics import precision_envelope, precision_recall_curve
@@ -308,9 +309,11 @@ def draw_pr_curve(ax, scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, la
 
 def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_threshold: float = 0.5,
                  title: str | None = None, legend: bool = False) -> torch.Tensor:
-    """Draw one image's detections as true positives (green, solid) or false positives (red, dotted),
-    each labelled with its class and score, and the ground truth as dashed white boxes; each class is
-    matched separately. `legend` explains the three line styles. Returns the flags, bool `[N]`."""
+    """Draw one image's detections by verdict, each labelled with its class and score: true positives
+    (green, solid), duplicates (orange, dash-dot: false positives that overlap a true box of their class
+    with IoU >= `iou_threshold`, already taken by a better-scored detection) and the other false
+    positives (red, dotted); the ground truth dashed white. Each class is matched separately. `legend`
+    explains the styles (to the right of the axes). Returns the true-positive flags, bool `[N]`."""
     from matplotlib.lines import Line2D
 
     show_image(ax, image, title)
@@ -320,16 +323,19 @@ def draw_matches(ax, image: torch.Tensor, prediction: dict, target: dict, iou_th
         mine = prediction["labels"] == label
         gt = target["boxes"][target["labels"] == label]
         is_tp[mine] = match_detections(prediction["boxes"][mine], prediction["scores"][mine], gt, iou_threshold)
-    for flags, colour, style in ((is_tp, MATCH_COLOURS["true positive"], "-"), (~is_tp, MATCH_COLOURS["false positive"], ":")):
+    same_class = prediction["labels"][:, None] == target["labels"][None, :]
+    iou = box_iou(prediction["boxes"].float(), target["boxes"].float()) if len(target["boxes"]) else same_class.float()
+    duplicate = ~is_tp & ((iou.nan_to_num(0) >= iou_threshold) & same_class).any(1)
+    for kind, flags in (("false positive", ~is_tp & ~duplicate), ("duplicate", duplicate), ("true positive", is_tp)):
+        colour, style = MATCH_STYLES[kind]
         draw_boxes(ax, prediction["boxes"][flags], labels=prediction["labels"][flags], colour=colour, linestyle=style,
                    scores=prediction["scores"][flags])
     if legend:
-        handles = [Line2D([0], [0], color=MATCH_COLOURS["true positive"], lw=1.5, label="true positive"),
-                   Line2D([0], [0], color=MATCH_COLOURS["false positive"], lw=1.5, ls=":", label="false positive"),
-                   Line2D([0], [0], color="grey", lw=1.0, ls="--", label="ground truth (white)")]
+        handles = [Line2D([0], [0], color=c, lw=1.5, ls=style, label=kind) for kind, (c, style) in MATCH_STYLES.items()]
+        handles.append(Line2D([0], [0], color="grey", lw=1.0, ls="--", label="ground truth (white)"))
         ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return is_tp
 
 
-#: The colours of `draw_matches`' verdicts.
-MATCH_COLOURS = {"true positive": "#2ecc40", "false positive": "#ff4136"}
+#: The colour and line style of each of `draw_matches`' verdicts.
+MATCH_STYLES = {"true positive": ("#2ecc40", "-"), "duplicate": ("#ff851b", "-."), "false positive": ("#ff4136", ":")}
