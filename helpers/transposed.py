@@ -313,7 +313,9 @@ def upsampling_stack(kind: str, layers: int = 3, channels: int = 4, seed: int = 
 
     kind: "transposed k3" (kernel 3, stride 2: uneven overlap), "transposed k4" (kernel 4, stride 2,
     padding 1: even overlap inside) or "resize-conv". The first layer takes 1 channel, the last
-    gives 1; weights are positive-mean random so that the pattern, not the sign, shows.
+    gives 1. Weights are uniform in [0.2, 1.2) and biases zero: no training's initialisation (PyTorch's
+    draws both signs), chosen so that a constant input's output stays positive and its pattern, not
+    its sign, shows.
     """
     g = torch.Generator().manual_seed(seed)
     chans = [1] + [channels] * (layers - 1) + [1]

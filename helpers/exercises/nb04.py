@@ -59,48 +59,67 @@ def transposed_conv(x, kernel, stride=1, padding=0):
 )
 
 
-def _output_size_cases(g: "torch.Generator | None" = None) -> list[Case]:
-    """The two sizes the notebook computes, then random settings drawn from `g` (seed 5 when None)."""
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Length of a `Conv2d`'s output along one axis (dilation 1): an int."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def reference_inverse_padding(size: int, kernel_size: int, stride: int, padding: int) -> tuple[int, int]:
+    """`(padding, output_padding)` of the `ConvTranspose2d(kernel_size, stride)` that gives back the
+    `size` pixels a `Conv2d(kernel_size, stride, padding)` took in, with the conv's own padding."""
+    return padding, (size + 2 * padding - kernel_size) % stride
+
+
+def compare_inverse_padding(expected: tuple, got) -> str | None:
+    """None when `got` equals `expected`, a pair of ints; else which of the two is off, without the answer."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"expected a pair (padding, output_padding), got {describe(got)}"
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in got):
+        return f"expected two ints, got {describe(got[0])} and {describe(got[1])}"
+    if got[0] != expected[0]:
+        return f"padding {got[0]} is not the one that undoes the conv's padding"
+    if got[1] != expected[1]:
+        return f"with output_padding {got[1]} the transposed convolution does not give the conv's input size back"
+    return None
+
+
+def _inverse_padding_cases(g: "torch.Generator | None" = None) -> list[Case]:
+    """Fixed cases first (the U-Net's down step, a size the stride does not divide), then random
+    convolutions drawn from `g` (seed 5 when None)."""
     hidden = g is not None
-    cases = [] if hidden else [Case("size 2, kernel 2 (Problem 2)", (2, 2)), Case("size 8, kernel 2, stride 2 (U-Net's up step)", (8, 2), {"stride": 2})]
+    cases = [] if hidden else [
+        Case("a 3x3 conv, stride 1, padding 1 on 8 pixels", (8, 3, 1, 1)),
+        Case("a 2x2 conv, stride 2 on 8 pixels (the U-Net's down step)", (8, 2, 2, 0)),
+        Case("a 3x3 conv, stride 2, padding 1 on 7 pixels (7 and 8 both give 4)", (7, 3, 2, 1)),
+        Case("a 3x3 conv, stride 2, padding 1 on 8 pixels", (8, 3, 2, 1)),
+    ]
     g = g if hidden else torch.Generator().manual_seed(5)
-    while len(cases) < (10 if hidden else 30):
-        size, k, s, p, d = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((1, 9), (1, 6), (1, 4), (0, 3), (1, 3)))
-        op = int(torch.randint(0, max(s, d), (1,), generator=g))
-        if transposed.conv_transpose_output_size(size, k, s, p, op, d) < 1:
+    while len(cases) < (8 if hidden else 16):
+        size, k, s, p = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((5, 20), (1, 6), (1, 4), (0, 3)))
+        if p >= k or conv_output_size(size, k, s, p) < 1:
             continue
-        cases.append(Case(f"size {size}, kernel {k}, stride {s}, padding {p}, output_padding {op}, dilation {d}",
-                          (size, k), {"stride": s, "padding": p, "output_padding": op, "dilation": d}))
+        cases.append(Case(f"a {k}x{k} conv, stride {s}, padding {p} on {size} pixels", (size, k, s, p)))
     return cases
 
 
-def _compare_size(expected: int, got) -> str | None:
-    if isinstance(got, float) and got.is_integer():
-        return "expected an int, got a float (use // rather than /)"
-    if not isinstance(got, int) or isinstance(got, bool):
-        return f"expected an int, got {describe(got)}"
-    return None if got == expected else f"got {got}, which is not the output size"
-
-
-output_size = FunctionExercise(
+inverse_padding = FunctionExercise(
     notebook=NOTEBOOK,
-    name="output_size",
-    library=("helpers.transposed.conv_transpose_output_size", "torch.nn.ConvTranspose1d",
-             "torch.nn.functional.conv_transpose1d", "torch.nn.functional.conv_transpose2d", "torch.conv_transpose2d",
-             "torch.nn.ConvTranspose2d", "helpers.transposed.conv_transpose2d"),
-    reference=transposed.conv_transpose_output_size,
-    cases=_output_size_cases,
-    hidden_cases=_output_size_cases,
-    compare=_compare_size,
+    name="inverse_padding",
+    reference=reference_inverse_padding,
+    cases=_inverse_padding_cases,
+    hidden_cases=_inverse_padding_cases,
+    compare=compare_inverse_padding,
     hint=(
-        "Count the canvas: the last input pixel's copy starts at (size - 1) * stride and a dilated kernel "
-        "spans dilation * (kernel_size - 1) + 1 pixels. Then padding removes pixels from both ends, and "
-        "output_padding adds some back at one end."
+        "First work out how many pixels the convolution gives: it drops the remainder of a division by the "
+        "stride, so several input sizes give the same output. The transposed convolution with the conv's own "
+        "padding gives back the smallest of them; output_padding must add back exactly what the division dropped."
     ),
     solution='''
-def output_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    return (size - 1) * stride + dilation * (kernel_size - 1) + 1 - 2 * padding + output_padding
+def inverse_padding(size, kernel_size, stride, padding):
+    dropped = (size + 2 * padding - kernel_size) % stride
+    return padding, dropped
 ''',
+    library=("helpers.exercises.nb04.reference_inverse_padding",),
 )
 
 

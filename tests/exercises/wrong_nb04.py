@@ -42,16 +42,23 @@ def overwrites_instead_of_adding(x, kernel, stride=1, padding=0):
     return out[padding : out.shape[0] - padding, padding : out.shape[1] - padding]
 
 
-def convolution_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+def no_output_padding(size, kernel_size, stride, padding):
+    # the conv's own padding alone: right only when the stride divides evenly
+    return padding, 0
 
 
-def forgets_dilation(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    return (size - 1) * stride - 2 * padding + kernel_size + output_padding
+def zero_padding(size, kernel_size, stride, padding):
+    # forgets that a transposed convolution's padding crops: the output comes back too large
+    return 0, (size + 2 * padding - kernel_size) % stride
 
 
-def float_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    return float((size - 1) * stride + dilation * (kernel_size - 1) + 1 - 2 * padding + output_padding)
+def remainder_of_size(size, kernel_size, stride, padding):
+    # the remainder of the input size, not of what the conv's windows left over
+    return padding, size % stride
+
+
+def float_answer(size, kernel_size, stride, padding):
+    return float(padding), float((size + 2 * padding - kernel_size) % stride)
 
 
 def transposed_matrix(kernel, height, width):
@@ -119,7 +126,7 @@ def block_sums(kernel, stride):
 
 WRONG = {
     "transposed_conv": [ordinary_full_convolution, ignores_stride, pads_instead_of_cropping, overwrites_instead_of_adding],
-    "output_size": [convolution_size, forgets_dilation, float_size],
+    "inverse_padding": [no_output_padding, zero_padding, remainder_of_size, float_answer],
     "conv_matrix": [transposed_matrix, flipped_kernel_matrix, column_index_uses_output_width],
     "phase_sums": [counts_not_sums, kernel_sum_spread_evenly, rows_only, flips_the_kernel, block_sums],
 }
