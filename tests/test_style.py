@@ -60,9 +60,7 @@ def test_total_variation_by_hand():
 
 @pytest.fixture(scope="module")
 def vgg():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(features.OFFLINE_ENV, "1")
-        return features.load_vgg19(quiet=True)
+    return features.load_vgg19(quiet=True)
 
 
 LAYERS = dict(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"))
@@ -70,70 +68,75 @@ LAYERS = dict(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"))
 
 def test_style_transfer_lowers_the_style_loss(vgg):
     content, style_image = torch.rand(3, 32, 32), torch.rand(3, 32, 32) ** 3
-    out, history = style.style_transfer(vgg, content, style_image, k=1e6, steps=30, lr=0.05, progress=False, **LAYERS)
+    out, history = style.style_transfer(vgg, content, style_image, k=100.0, steps=30, progress=False, **LAYERS)
     assert out.shape == (3, 32, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
     before, after = style.loss_change(history, "style")
     assert after < 0.5 * before
     assert history["content"][0][0] == pytest.approx(0.0)  # started from the content image
+    assert history["step"] == [0, 10, 20, 30]
 
 
 def test_several_k_run_as_independent_images(vgg):
     content, style_image = torch.rand(3, 24, 24), torch.rand(3, 24, 24)
-    batch, history = style.style_transfer(vgg, content, style_image, k=[1e3, 1e6], steps=5, progress=False, **LAYERS)
-    single, _ = style.style_transfer(vgg, content, style_image, k=1e6, steps=5, progress=False, **LAYERS)
+    batch, history = style.style_transfer(vgg, content, style_image, k=[1.0, 1000.0], steps=5, progress=False, **LAYERS)
+    single, _ = style.style_transfer(vgg, content, style_image, k=1000.0, steps=5, progress=False, **LAYERS)
     assert batch.shape == (2, 3, 24, 24) and len(history["style"][0]) == 2
     assert torch.allclose(batch[1], single, atol=1e-4)
+    assert not torch.allclose(batch[0], single, atol=1e-2)
 
 
-def test_lbfgs_texture_and_content_only_modes(vgg):
+def test_texture_and_content_only_modes(vgg):
     content, style_image = torch.rand(3, 24, 24), torch.rand(3, 24, 24)
-    _, history = style.style_transfer(vgg, content, style_image, k=1e6, steps=5, optimiser="lbfgs", progress=False, **LAYERS)
+    texture, history = style.style_transfer(vgg, None, style_image, k=100.0, steps=10, init="noise", progress=False,
+                                            style_layers=("relu1_1",))
+    assert texture.shape == (3, 24, 24)
     assert style.loss_change(history, "style")[1] < style.loss_change(history, "style")[0]
-    _, texture = style.style_transfer(vgg, None, style_image, k=1e6, steps=10, init="noise", lr=0.05, progress=False,
-                                      style_layers=("relu1_1",))
-    assert style.loss_change(texture, "style")[1] < style.loss_change(texture, "style")[0]
-    _, recon = style.style_transfer(vgg, content, None, content_layer="relu1_1", steps=10, init="noise", lr=0.05, progress=False)
+    assert history["content"] == [[0.0]] * len(history["step"])
+    _, recon = style.style_transfer(vgg, content, None, content_layer="relu1_1", steps=10, init="noise", progress=False)
     assert style.loss_change(recon, "content")[1] < style.loss_change(recon, "content")[0]
+    assert recon["style"] == [[0.0]] * len(recon["step"])
+
+
+def test_style_transfer_resizes_to_size(vgg):
+    out, _ = style.style_transfer(vgg, torch.rand(3, 40, 40), torch.rand(3, 30, 30), steps=1, size=16, progress=False, **LAYERS)
+    assert out.shape == (3, 16, 16)
 
 
 def test_style_transfer_validates_its_inputs(vgg):
     image = torch.rand(3, 16, 16)
     with pytest.raises(ValueError, match="both be None"):
         style.style_transfer(vgg, None, None, progress=False)
-    with pytest.raises(ValueError, match="optimiser"):
-        style.style_transfer(vgg, image, image, optimiser="sgd", progress=False)
     with pytest.raises(ValueError, match="init"):
         style.style_transfer(vgg, None, image, init="content", progress=False)
     with pytest.raises(ValueError, match="style_weights"):
         style.style_transfer(vgg, image, image, style_weights=[1.0], progress=False, **LAYERS)
-
-
-def test_with_padding_changes_only_the_border_handling(vgg):
-    padded = style.with_padding(vgg, "replicate")
-    convs = [m for m in padded.model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert convs and all(m.padding_mode == "replicate" for m in convs)
-    assert all(m.padding_mode == "zeros" for m in vgg.model.modules() if isinstance(m, torch.nn.Conv2d))
-    x = vgg.normalise(torch.rand(3, 20, 20))[None]
-    a, b = (net.truncated("relu1_1").activations(x, ["relu1_1"])["relu1_1"] for net in (vgg, padded))
-    assert torch.allclose(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1], atol=1e-5)  # same weights inside
-    assert not torch.allclose(a, b, atol=1e-5)  # different at the border
-    with pytest.raises(ValueError, match="mode"):
-        style.with_padding(vgg, "mirror")
-
-
-def test_clamped_share_counts_the_frame_and_the_inside():
-    image = torch.full((3, 10, 10), 0.5)
-    image[0, 0, :] = 1.0  # the top row of the frame at the limit
-    image[2, 5, 5] = 0.0  # one inner pixel at the limit
-    border, inside = style.clamped_share(image, width=2)
-    assert border == pytest.approx(10 / 64) and inside == pytest.approx(1 / 36)
-    assert style.clamped_share(torch.stack([image, image])) == style.clamped_share(image)
-    with pytest.raises(ValueError, match="width"):
-        style.clamped_share(image, width=5)
+    with pytest.raises(ValueError, match="steps"):
+        style.style_transfer(vgg, image, image, steps=0, progress=False, **LAYERS)
+    with pytest.raises(ValueError, match="content must be a \\[3,H,W\\]"):
+        style.style_transfer(vgg, image[None], image, progress=False, **LAYERS)
+    with pytest.raises(TypeError, match="net"):
+        style.style_transfer(vgg.model, image, image, progress=False)
 
 
 def test_shipped_images_are_small_and_documented():
     readme = (DATA_DIR / "README.md").read_text()
-    for name in ("chelsea.jpg", "astronaut.jpg", "coffee.jpg", "hubble.jpg", "waves.jpg"):
+    for name in ("chelsea.jpg", "astronaut.jpg", "coffee.jpg", "hubble.jpg", "waves.jpg", "brushstrokes.jpg"):
         assert (DATA_DIR / name).stat().st_size < 100_000
         assert name in readme
+
+
+def test_the_painting_is_what_its_script_paints():
+    import importlib.util
+
+    import numpy as np
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("make_brushstrokes", DATA_DIR / "make_brushstrokes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    painted = np.asarray(module.paint(), dtype=float)
+    shipped = np.asarray(Image.open(DATA_DIR / "brushstrokes.jpg").convert("RGB"), dtype=float)
+    assert painted.shape == shipped.shape == (256, 256, 3)
+    # JPEG (quality 92) moves the sharp stroke edges by about 5 levels in 255 on average; another seed, by far more
+    assert np.abs(painted - shipped).mean() < 8, "brushstrokes.jpg differs from what data/make_brushstrokes.py paints"
+    assert np.abs(np.asarray(module.paint(seed=module.SEED + 1), dtype=float) - shipped).mean() > 20
