@@ -176,12 +176,12 @@ UNET_ARROW_STYLES = {
 }
 
 
-def draw_unet(ax, model, height: int = 32, width: int | None = None) -> dict:
+def draw_unet(ax, model, height: int = 32, width: int | None = None, legend: bool = True) -> dict:
     """Draw a U-Net figure of `model` (a `helpers.unet.UNet`) in the style of Ronneberger et al.
 
     Bars are feature maps: bar height grows with the map's height in pixels, bar width with the square
     root of its channel count (written above the bar); each level is labelled with its size. Arrows are
-    the layers, one style per kind (`UNET_ARROW_STYLES`), with a legend. A concatenated map is drawn as
+    the layers, one style per kind (`UNET_ARROW_STYLES`), with a legend unless `legend=False`. A concatenated map is drawn as
     two parts side by side: the copied part white, the upsampled part shaded. All numbers come from
     `helpers.unet.unet_diagram`, i.e. from one forward pass of the model. Returns the number of arrows
     drawn of each kind.
@@ -248,7 +248,8 @@ def draw_unet(ax, model, height: int = 32, width: int | None = None) -> dict:
 
     handles = [Line2D([0], [0], color=UNET_ARROW_STYLES[k][1], ls=UNET_ARROW_STYLES[k][2], lw=2, marker=">", markersize=5,
                       label=UNET_ARROW_STYLES[k][0]) for k in ARROW_KINDS if drawn[k]]
-    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    if legend:  # notebook 05 hides it until Problem 3 is answered: it names the arrows
+        ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
     ax.set_xlim(min(bx["x0"] for bx in boxes) - 1.3, max(bx["x1"] for bx in boxes) + 0.5)
     ax.set_ylim(min(bx["y0"] for bx in boxes) - 0.4, max(bx["y1"] for bx in boxes) + 0.6)
     ax.set_aspect("equal")
