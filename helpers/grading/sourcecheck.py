@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 
 from helpers.grading.notebook_file import safe_text
 
-#: Most nodes read for one notebook; a larger one is a "needs review" finding instead.
-MAX_NODES = 2_000_000
+#: Most code read for one notebook (characters; the largest course notebook has 28,000): the rest of a
+#: larger one is not read, and that is a "needs review" finding for every exercise.
+MAX_SOURCE_CHARS = 400_000
 
 #: Builtins that run or reach code by a name the source does not show.
 _DYNAMIC_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint", "get_ipython"}
@@ -53,6 +54,10 @@ _DYNAMIC_ATTRIBUTES = {"__dict__", "__globals__", "__code__", "__closure__", "__
 #: Outside the answers: code that can bind a name the source does not show.
 _BINDER_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
 _BINDER_MODULES = ("sys.modules", "builtins", "__builtins__", "importlib.import_module", "importlib.reload")
+#: A cell without any of these words (or of the notebook's aliases of sys, builtins, importlib) binds nothing unseen.
+_BINDER_WORDS = (*_BINDER_BUILTINS, "__dict__", "__builtins__", "__globals__", "modules", "builtins", "importlib",
+                 "get_ipython")
+_BINDER_ALIASED = ("sys", "builtins", "importlib")
 #: IPython magics that cannot define Python names (what `get_ipython().run_line_magic(...)` may call).
 _HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "pwd", "ls", "precision", "prun",
                     "capture", "system", "getoutput", "config"}
@@ -119,7 +124,7 @@ class _Notebook:
     aliases: dict[str, str] = field(default_factory=dict)
     star_imports: list[tuple[str, _Statement]] = field(default_factory=list)
     everywhere: list[Finding] = field(default_factory=list)  # binders, unreadable cells: for every exercise
-    nodes: int = 0
+    binder_aliases: set[str] = field(default_factory=set)  # names standing for sys, builtins, importlib ...
 
 
 _CACHE: dict = {}
@@ -134,60 +139,61 @@ def _notebook(sources: list[str]) -> _Notebook:
 
 
 def _read_notebook(sources: list[str]) -> _Notebook:
-    book = _Notebook()
+    book, size = _Notebook(), 0
     for number, source in enumerate(sources, 1):
+        size += len(source) if isinstance(source, str) else 0
+        if size > MAX_SOURCE_CHARS:
+            book.everywhere.append(Finding("dynamic", f"needs review: the notebook has more than {MAX_SOURCE_CHARS} "
+                                                      f"characters of code; it was read up to cell {number - 1}"))
+            break
         try:
             _read_cell(book, number, source)
         except (RecursionError, MemoryError) as error:
             book.everywhere.append(Finding("dynamic", f"needs review: cell {number} is too deeply nested or too large to read ({type(error).__name__})"))
-        if book.nodes > MAX_NODES:
-            book.everywhere.append(Finding("dynamic", f"needs review: the notebook is too large to read (more than {MAX_NODES} syntax nodes by cell {number})"))
-            break
     return book
 
 
-def _parse(source: str) -> tuple[ast.Module | None, int]:
-    """The cell as a Python module and how many lines precede the parsed text; (None, 0) when it is
-    not Python (it then raises in the kernel too, and defines nothing)."""
+def _parse(source: str) -> tuple[ast.Module | None, int, bool]:
+    """(the cell as a Python module, how many lines precede the parsed text, whether it is plain
+    Python); (None, 0, False) when it is not Python (it then raises in the kernel too, and defines nothing)."""
     try:
-        return ast.parse(source), 0
+        return ast.parse(source), 0, True
     except SyntaxError:
         pass
     except ValueError:  # NUL bytes
-        return None, 0
+        return None, 0, False
     first, _, rest = source.partition("\n")
     if first.startswith("%%") and first[2:].split(" ")[0].strip() in _CELL_MAGICS_WITH_PYTHON:
-        tree, offset = _parse(rest)
-        return tree, offset + 1 if tree is not None else 0
+        tree, offset, _ = _parse(rest)
+        return tree, offset + 1 if tree is not None else 0, False
     try:  # IPython syntax (%magic, !shell, ?help): parse what the kernel would run
         from IPython.core.inputtransformer2 import TransformerManager
 
-        return ast.parse(TransformerManager().transform_cell(source)), 0
+        return ast.parse(TransformerManager().transform_cell(source)), 0, False
     except (SyntaxError, ValueError, ImportError, IndexError, TypeError):
-        return None, 0
+        return None, 0, False
 
 
 def _read_cell(book: _Notebook, number: int, source: str) -> None:
     if not isinstance(source, str):
         return
-    tree, offset = _parse(source)
+    tree, offset, plain = _parse(source)
     if tree is None:
         return
-    lines = source.splitlines()
+    lines, walrus = source.splitlines(), ":=" in source
     for node, conditional in _global_statements(tree):
         statement = _Statement(number, node, lines, offset, len(book.statements))
         book.statements.append(statement)
-        _record_bindings(book, statement, conditional)
+        _record_bindings(book, statement, conditional, walrus)
+    if plain and not any(word in source for word in (*_BINDER_WORDS, *book.binder_aliases)):
+        return  # no word that could bind a name unseen: skip the walk
     receivers = set()  # the `get_ipython()` of `get_ipython().run_line_magic(...)`: judged with its method
     for sub in ast.walk(tree):
-        book.nodes += 1
         if isinstance(sub, ast.Call) and _is_shell_call(sub.func):
             receivers.add(id(sub.func.value))
         reason = _binder(sub, book.aliases, receivers)
         if reason:
             book.everywhere.append(Finding("dynamic", _review(reason, number, getattr(sub, "lineno", 1) + offset, lines)))
-        if book.nodes > MAX_NODES:
-            return
 
 
 def _global_statements(tree: ast.Module):
@@ -205,7 +211,7 @@ def _global_statements(tree: ast.Module):
                 todo.extend((child, True) for child in reversed(body))
 
 
-def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool) -> None:
+def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, walrus: bool) -> None:
     node = statement.node
     add = lambda name, imported=None: book.bindings.setdefault(name, []).append(_Binding(statement, conditional, imported))
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -218,11 +224,11 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool) 
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.asname:
-                book.aliases[alias.asname] = alias.name
+                _alias(book, alias.asname, alias.name)
                 add(alias.asname, alias.name)
             else:
                 root = alias.name.split(".")[0]
-                book.aliases[root] = root
+                _alias(book, root, root)
                 add(root, root)
         return
     if isinstance(node, ast.ImportFrom):
@@ -232,7 +238,7 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool) 
                 book.star_imports.append((module, statement))
                 continue
             dotted = f"{module}.{alias.name}"
-            book.aliases[alias.asname or alias.name] = dotted
+            _alias(book, alias.asname or alias.name, dotted)
             add(alias.asname or alias.name, dotted)
         return
     if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith)) or type(node).__name__ == "Match":
@@ -245,12 +251,19 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool) 
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
         dotted = _resolve(node.value, book.aliases, set(), {})
         if dotted:
-            book.aliases[node.targets[0].id] = dotted
+            _alias(book, node.targets[0].id, dotted)
         else:
             book.aliases.pop(node.targets[0].id, None)
-    for sub in _walk_same_scope(node):  # (name := ...) at the top level binds a global
-        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
-            add(sub.target.id)
+    if walrus:
+        for sub in _walk_same_scope(node):  # (name := ...) at the top level binds a global
+            if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                add(sub.target.id)
+
+
+def _alias(book: _Notebook, name: str, dotted: str) -> None:
+    book.aliases[name] = dotted
+    if dotted.split(".")[0] in _BINDER_ALIASED and name not in _BINDER_ALIASED:
+        book.binder_aliases.add(name)
 
 
 def _targets(node: ast.stmt) -> list:
@@ -520,7 +533,8 @@ class _Matcher:
     def __init__(self, library: tuple[str, ...]):
         self.names = {n for n in library if not n.endswith(".*")}
         self.prefixes = tuple(n[:-1] for n in library if n.endswith(".*"))
-        self.objects = {id(obj): obj for obj in (_lookup(n, allow_import=True) for n in self.names) if obj is not None}
+        listed = (_lookup(n, allow_import=True) for n in self.names if n.split(".")[0] in _LOOKUP_ROOTS)
+        self.objects = {id(obj): obj for obj in listed if obj is not None}
         self.lookups = 0
 
     def match(self, dotted: str) -> bool:
