@@ -188,9 +188,14 @@ def _read_cell(book: _Notebook, number: int, source: str) -> None:
     if plain and not any(word in source for word in (*_BINDER_WORDS, *book.binder_aliases)):
         return  # no word that could bind a name unseen: skip the walk
     receivers = set()  # the `get_ipython()` of `get_ipython().run_line_magic(...)`: judged with its method
+    parents: dict[int, ast.AST] = {}
     for sub in ast.walk(tree):
+        for child in ast.iter_child_nodes(sub):
+            parents[id(child)] = sub
         if isinstance(sub, ast.Call) and _is_shell_call(sub.func):
             receivers.add(id(sub.func.value))
+        if isinstance(sub, ast.Name) and sub.id in ("globals", "vars") and _only_reads_namespace(sub, parents):
+            continue
         reason = _binder(sub, book.aliases, receivers)
         if reason:
             book.everywhere.append(Finding("dynamic", _review(reason, number, getattr(sub, "lineno", 1) + offset, lines)))
@@ -339,6 +344,22 @@ def _resolve(node, aliases: dict, local: set, local_aliases: dict) -> str | None
     else:
         base = aliases.get(root.id, root.id)
     return ".".join([base, *parts])
+
+
+_READ_METHODS = {"get", "items", "keys", "values", "copy", "__contains__", "__getitem__"}
+
+
+def _only_reads_namespace(name: ast.Name, parents: dict) -> bool:
+    """Is this `globals()` / `vars(x)` only read: `k in globals()`, `globals()[k]`, `globals().get(k)`?"""
+    call = parents.get(id(name))
+    if not (isinstance(call, ast.Call) and call.func is name):
+        return False
+    use = parents.get(id(call))
+    if isinstance(use, ast.Compare):
+        return call in use.comparators and all(isinstance(op, (ast.In, ast.NotIn)) for op in use.ops)
+    if isinstance(use, ast.Subscript):
+        return use.value is call and isinstance(use.ctx, ast.Load)
+    return isinstance(use, ast.Attribute) and use.value is call and use.attr in _READ_METHODS
 
 
 def _binder(node, aliases: dict, receivers: set) -> str | None:
