@@ -34,39 +34,20 @@ It prints one JSON line at the end: `{"returncode": int|null, "timed_out": bool,
 from __future__ import annotations
 
 import argparse
-import ctypes
-import fcntl
 import json
 import os
 import resource
 import signal
-import socket
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 4, 38, 36
-_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # the same on x86_64 and aarch64
-_RULE_PATH_BENEATH = 1
+from helpers.confine import LIBC, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, Cgroups, under
+from helpers.confine import enter_namespaces, landlock_abi, landlock_confine, loopback_up, private_mounts
 
-# Landlock filesystem rights, by the ABI version that introduced them.
-EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_ABI1_ALL = (1 << 13) - 1  # EXECUTE .. MAKE_SYM
-REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
-SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
-NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
-READ_ONLY = EXECUTE | READ_FILE | READ_DIR
-FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # the rights a rule on a file may hold
-
-# Namespaces and mounts.
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 # Caps: the defaults of the command line.
 GiB, MiB = 1 << 30, 1 << 20
@@ -75,245 +56,6 @@ DEFAULT_DISK = 1 * GiB  # bytes in the folder; also the largest file, and the si
 DEFAULT_PROCESSES = 512  # processes and threads of the tree
 DISK_ENTRIES = 100_000  # more files than this in the folder counts as over the disk cap
 SOCKET_PATH_MAX = 107  # the longest Unix socket path Linux takes
-
-
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
-
-
-class _PathBeneathAttr(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-
-def landlock_abi() -> int:
-    """Landlock's ABI version on this kernel, or 0 where there is none (not Linux, too old, disabled)."""
-    if not sys.platform.startswith("linux"):
-        return 0
-    version = _LIBC.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
-    return max(int(version), 0)
-
-
-def handled_rights(abi: int) -> int:
-    rights = _ABI1_ALL
-    if abi >= 2:
-        rights |= REFER
-    if abi >= 3:
-        rights |= TRUNCATE
-    if abi >= 5:
-        rights |= IOCTL_DEV
-    return rights
-
-
-def landlock_confine(read: list[str], write: list[str], abi: int, deny_tcp: bool = False) -> None:
-    """Restrict this process (and all it starts) to reading `read` and reading/writing `write`.
-
-    Everything else on the filesystem is refused; with ABI 6+ signals and abstract Unix sockets are
-    scoped to the process's own domain too; with `deny_tcp` (ABI 4+) every TCP bind and connect is
-    refused. Raises OSError when the kernel refuses a step.
-    """
-    handled = handled_rights(abi)
-    net = NET_BIND_TCP | NET_CONNECT_TCP if deny_tcp and abi >= 4 else 0
-    attr = _RulesetAttr(handled, net, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
-    ruleset = _LIBC.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0))
-    if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
-    try:
-        for rights, paths in ((READ_ONLY, read), (handled, write)):
-            for path in paths:
-                _allow(ruleset, path, rights & handled)
-        if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-        if _LIBC.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-    finally:
-        os.close(ruleset)
-
-
-def _allow(ruleset: int, path: str, rights: int) -> None:
-    try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except OSError:
-        return  # a path this system does not have
-    try:
-        if not os.path.isdir(path):
-            rights &= FILE_RIGHTS
-        rule = _PathBeneathAttr(rights, fd)
-        if _LIBC.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
-            raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
-    finally:
-        os.close(fd)
-
-
-# --------------------------------------------------------------------------------------------
-# Namespaces: a private network, a private /tmp and /dev/shm, the other folders out of sight
-# --------------------------------------------------------------------------------------------
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"{what}: {os.strerror(error)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    encode = lambda s: None if s is None else s.encode()  # noqa: E731
-    _check(_LIBC.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)), f"mount {target}")
-
-
-def enter_namespaces(privileged: bool) -> bool:
-    """Give this process a network and a mount namespace of its own: directly as root, else inside a
-    new user namespace (where the kernel allows it). Returns whether it worked."""
-    flags = CLONE_NEWNS | CLONE_NEWNET
-    if privileged:
-        return _LIBC.unshare(ctypes.c_int(flags)) == 0
-    uid, gid = os.getuid(), os.getgid()
-    if _LIBC.unshare(ctypes.c_int(flags | CLONE_NEWUSER)) != 0:
-        return False
-    Path("/proc/self/setgroups").write_text("deny")  # the same ids inside: the command keeps no capability after exec
-    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-    return True
-
-
-def loopback_up() -> None:
-    """Bring up `lo` in this (new, empty) network namespace: the command's only network."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
-
-
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _cover(cover: str, keep: list[str], size: int) -> None:
-    """Mount an empty tmpfs over `cover`, then bind every path of `keep` under it back in its place."""
-    kept = []
-    for path in keep:
-        if _under(path, cover) and path != cover and os.path.exists(path):
-            kept.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
-    _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
-    for path, fd in sorted(kept):
-        try:
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.makedirs(path, mode=0o755, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-                Path(path).touch()
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-        finally:
-            os.close(fd)
-
-
-def private_mounts(folder: str, read: list[str], size: int, privileged: bool) -> dict[str, str]:
-    """In this process's new mount namespace: a fresh tmpfs on /tmp and /dev/shm, the folder that holds
-    `folder` covered (only `folder` and the `read` paths under it come back), and as root a /proc
-    that hides the processes the command may not trace. Returns what applied."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = [folder] + read
-    covered = ["/tmp"]
-    parent = os.path.dirname(folder)
-    if not _under(folder, "/tmp") and parent != "/" and not any(_under(p, parent) and p != folder for p in read):
-        covered.append(parent)  # another sandbox's folder beside this one cannot be seen
-    for cover in covered:
-        _cover(cover, keep, size)
-    applied = {"shared storage": "private", "classmates": "namespace" if _under(folder, covered[-1]) and folder != covered[-1] else "landlock"}
-    if os.path.isdir("/dev/shm"):
-        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
-    if privileged:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
-    return applied
-
-
-# --------------------------------------------------------------------------------------------
-# Cgroups: memory and processes for the whole tree
-# --------------------------------------------------------------------------------------------
-
-
-class Cgroups:
-    """A memory and a pids cgroup for one sandbox (cgroup v1 or v2), made where this process may.
-
-    `made` names the controllers that were made ("memory", "pids"); `join()` (in the child, before
-    exec) moves the calling process into them; `hits()` lists the caps reached; `remove()` deletes them.
-    """
-
-    def __init__(self, memory: int, processes: int):
-        self.dirs: dict[str, Path] = {}
-        name = f"seeing-networks-{os.getpid()}"
-        for controller, limits in (("memory", self._memory_limits(memory)), ("pids", [("pids.max", str(processes))])):
-            try:
-                folder = self._place(controller) / name
-                folder.mkdir()
-            except (OSError, ValueError):
-                continue
-            try:
-                (folder / limits[0][0]).write_text(limits[0][1])
-            except OSError:
-                folder.rmdir()
-                continue
-            for file, value in limits[1:]:  # swap: not every kernel accounts for it
-                try:
-                    (folder / file).write_text(value)
-                except OSError:
-                    pass
-            self.dirs[controller] = folder
-
-    @staticmethod
-    def _memory_limits(memory: int) -> list[tuple[str, str]]:
-        if Path("/sys/fs/cgroup/memory").is_dir():
-            return [("memory.limit_in_bytes", str(memory)), ("memory.memsw.limit_in_bytes", str(memory))]
-        return [("memory.max", str(memory)), ("memory.swap.max", "0")]
-
-    @staticmethod
-    def _place(controller: str) -> Path:
-        """Where this process's cgroup of `controller` is (v1 hierarchy, else the unified one)."""
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-        for line in lines:
-            _, names, path = line.split(":", 2)
-            if controller in names.split(",") and Path(f"/sys/fs/cgroup/{controller}").is_dir():
-                return Path(f"/sys/fs/cgroup/{controller}") / path.lstrip("/")
-        for line in lines:
-            if line.startswith("0::") and Path("/sys/fs/cgroup/cgroup.controllers").is_file():
-                here = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
-                if controller in (here / "cgroup.subtree_control").read_text().split():
-                    return here
-        raise ValueError(f"no {controller} cgroup this process may use")
-
-    @property
-    def made(self) -> list[str]:
-        return sorted(self.dirs)
-
-    def join(self) -> None:
-        for folder in self.dirs.values():
-            (folder / "cgroup.procs").write_text(str(os.getpid()))
-
-    def _counter(self, controller: str, files: tuple[str, ...], key: str) -> int:
-        for file in files:
-            try:
-                for line in (self.dirs[controller] / file).read_text().splitlines():
-                    if line.split()[:1] == [key]:
-                        return int(line.split()[1])
-            except (OSError, KeyError, ValueError, IndexError):
-                continue
-        return 0
-
-    def hits(self) -> list[str]:
-        found = []
-        if self._counter("memory", ("memory.oom_control", "memory.events"), "oom_kill"):
-            found.append("memory")
-        if self._counter("pids", ("pids.events",), "max"):
-            found.append("processes")
-        return found
-
-    def remove(self) -> None:
-        for folder in self.dirs.values():
-            for _ in range(50):
-                try:
-                    folder.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,26 +232,28 @@ def default_read_paths() -> list[str]:
     paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent)]
     paths += [p for p in sys.path[1:] if p and os.path.isdir(p)]  # sys.path[0] is the runner's cwd or script
     found = dict.fromkeys(os.path.realpath(p) for p in paths)
-    return [p for p in found if repository is None or not _under(str(repository), p)]  # never the repository itself
+    return [p for p in found if repository is None or not under(str(repository), p)]  # never the repository itself
 
 
-def folder_usage(folder: str, entries: int = DISK_ENTRIES) -> int:
-    """Bytes on disk under `folder` (links not followed); more than `entries` entries counts as no room left."""
-    total, todo, seen = 0, [folder], 0
+def folder_usage(folder: str, entries: int = DISK_ENTRIES) -> tuple[int, int]:
+    """(bytes on disk under `folder`, size of its largest file), links not followed; more than
+    `entries` entries counts as no room left."""
+    total, largest, todo, seen = 0, 0, [folder], 0
     while todo:
         try:
             with os.scandir(todo.pop()) as listing:
                 for entry in listing:
                     seen += 1
                     if seen > entries:
-                        return sys.maxsize
+                        return sys.maxsize, largest
                     info = entry.stat(follow_symlinks=False)
                     total += info.st_blocks * 512
+                    largest = max(largest, info.st_size if stat.S_ISREG(info.st_mode) else 0)
                     if stat.S_ISDIR(info.st_mode):
                         todo.append(entry.path)
         except OSError:
             continue
-    return total
+    return total, largest
 
 
 def set_caps(memory: int, disk: int, processes: int, cgroups: Cgroups, uid: int | None) -> None:
@@ -544,10 +288,10 @@ def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroup
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
         if abi:
-            write = [folder, "/dev/null"] + (["/dev/shm"] if shm else [])
+            write = [folder, "/dev/null"] + (["/dev/shm", "/tmp"] if shm else [])  # private tmpfs, gone after
             landlock_confine(read=read + ["/dev"], write=write, abi=abi, deny_tcp=deny_tcp)
         else:
-            _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
     return step
 
@@ -578,7 +322,7 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     uid = uid if uid is not None and os.geteuid() == 0 else None
     gid = (uid if gid is None else gid) if uid is not None else None
     applied = isolate(folder, read, disk, namespaces)
-    _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the user namespace's maps are written: they need it dumpable
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the user namespace's maps are written: they need it dumpable
     cgroups = Cgroups(memory, processes)
     shm = applied.get("shared storage") == "private"
     deny_tcp = "network" not in applied and abi >= 4
@@ -603,6 +347,8 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
         cap = "memory"
     if cap is None and ended_by == signal.SIGXFSZ:
         cap = "file size"
+    if folder_usage(folder)[1] >= disk:  # Python ignores SIGXFSZ: its writes fail with EFBIG instead
+        hits.append("file size")
     summary = {"returncode": returncode, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 3), "landlock": abi}
     summary |= {"signal": ended_by, "cap": cap, "caps_hit": sorted(set(hits + ([cap] if cap else [])))}
     summary["protections"] = _protections(applied, abi, uid, cgroups, deny_tcp, shm)
@@ -618,7 +364,7 @@ def _watch(child: subprocess.Popen, deadline: float, folder: str, disk: int) -> 
             pass
         if time.monotonic() >= deadline:
             return None, True, "time"
-        if folder_usage(folder) > disk:
+        if folder_usage(folder)[0] > disk:
             return None, False, "disk"
 
 
@@ -676,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes < 1:
         parser.error(f"--processes must be a positive int, got {args.processes}")
     if sys.platform.startswith("linux"):
-        _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _stop)
     if args.parent is not None and os.getppid() != args.parent:

@@ -1,0 +1,443 @@
+"""The red team's attacks on the sandbox (issue 18), each as a tiny Python script run confined.
+
+Where an attack aims at a classmate, an honest classmate runs in its own sandbox at the same time and
+reports what it saw (a stranger on its port, its files untouched, its process alive). Each test runs
+twice where it matters: with the namespaces the runner makes (as root, or in a user namespace), and
+with `--no-namespaces`, the Landlock-and-rlimits fallback of a machine that allows no namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from helpers import sandbox
+
+LINUX = sys.platform.startswith("linux")
+ROOT = LINUX and os.geteuid() == 0
+NOBODY = 65534
+pytestmark = [
+    pytest.mark.skipif(not LINUX, reason="the sandbox's guarantees are Linux's"),
+    pytest.mark.skipif(LINUX and sandbox.landlock_abi() < 4, reason="these attacks need Landlock ABI 4+ (Linux 6.7+)"),
+]
+MODES = ["namespaces", "landlock only"]
+REPO = Path(sandbox.__file__).resolve().parent.parent
+
+# Every attack script starts with this: `attempt(name, action)` records "allowed: ..." or "denied (errno)".
+PRELUDE = r"""
+import json, os, socket, sys, time
+report = {}
+def attempt(name, action):
+    try:
+        result = action()
+        report[name] = "allowed" + ("" if result is None else f": {result!r}"[:200])
+    except OSError as error:
+        report[name] = f"denied ({error.errno})"
+def done():
+    print("REPORT " + json.dumps(report), flush=True)
+"""
+
+
+class Box:
+    """One sandbox folder (owned by the sandbox user, 0700) in a grading root only it can pass through."""
+
+    def __init__(self, root: Path, name: str, mode: str = "namespaces", runner_user: int | None = None):
+        self.folder = root / name
+        self.folder.mkdir(mode=0o700)
+        self.mode, self.runner_user = mode, runner_user
+        if ROOT:
+            os.chown(self.folder, NOBODY, NOBODY)
+        self.process: subprocess.Popen | None = None
+
+    def command(self, script: str, args: tuple, limit: float, options: tuple) -> list[str]:
+        (self.folder / "attack.py").write_text(PRELUDE + script)
+        as_root = ROOT and self.runner_user is None
+        argv = sandbox.command_line(self.folder, limit, uid=NOBODY if as_root else None, no_namespaces=self.mode != "namespaces")
+        return argv[:-1] + list(options) + ["--", sys.executable, "attack.py", *map(str, args)]
+
+    def start(self, script: str, *args, limit: float = 60, options: tuple = (), fds: tuple = ()) -> "Box":
+        self.process = subprocess.Popen(
+            self.command(script, args, limit, options), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=self.folder.parent, pass_fds=fds, **as_user(self.runner_user),
+        )  # fmt: skip
+        return self
+
+    def finish(self, timeout: float = 120) -> tuple[dict, dict, str]:
+        """(the runner's summary, the script's report, all output)."""
+        output, _ = self.process.communicate(timeout=timeout)
+        lines = output.strip().splitlines()
+        report = next((json.loads(line[7:]) for line in lines if line.startswith("REPORT ")), {})
+        return json.loads(lines[-1]), report, output
+
+    def run(self, script: str, *args, **options) -> tuple[dict, dict, str]:
+        return self.start(script, *args, **options).finish()
+
+    def wait_for(self, name: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.folder / name).exists():
+                return (self.folder / name).read_text()
+            assert self.process.poll() is None, self.process.communicate()[0]
+            time.sleep(0.1)
+        raise AssertionError(f"the sandbox never wrote {name}")
+
+    def tell(self, name: str, text: str = "") -> None:
+        (self.folder / name).write_text(text)
+
+
+def as_user(uid: int | None) -> dict:
+    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+
+
+@pytest.fixture
+def root():
+    """A grading root like the grader's: others may pass through (0711), list nothing."""
+    path = Path(tempfile.mkdtemp(prefix="seeing-networks-attack-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def denied(value: str) -> bool:
+    return value.startswith("denied")
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+HONEST_SERVER = """
+server = socket.socket()
+attempt("bind", lambda: server.bind(("127.0.0.1", 0)))
+if report["bind"] == "allowed":
+    server.listen()
+    attempt("own loopback", lambda: socket.create_connection(server.getsockname(), timeout=5).close())
+    server.accept()[0].close()  # its own connection
+    open("port", "w").write(str(server.getsockname()[1]))
+else:
+    open("port", "w").write("0")
+abstract = socket.socket(socket.AF_UNIX)
+abstract.bind("\\0" + sys.argv[1])
+abstract.listen()
+open("ready", "w").write("")
+server.settimeout(0.2)
+strangers = 0
+while not os.path.exists("stop"):
+    try:
+        server.accept()[0].close()
+        strangers += 1
+    except OSError:
+        pass
+abstract.settimeout(0.1)
+try:
+    abstract.accept()
+    strangers += 1
+except OSError:
+    pass
+report["strangers"] = strangers
+done()
+"""
+
+ATTACKER = """
+port = int(sys.argv[1])
+def connect(address, family=socket.AF_INET):
+    with socket.socket(family) as s:
+        s.settimeout(3)
+        s.connect(address)
+attempt("classmate's port", lambda: connect(("127.0.0.1", port or 1)))
+attempt("the grader's loopback", lambda: connect(("127.0.0.1", int(sys.argv[2]))))
+attempt("the internet", lambda: connect(("192.0.2.1", 80)))
+attempt("classmate's abstract socket", lambda: connect("\\0" + sys.argv[3], socket.AF_UNIX))
+attempt("listen", lambda: socket.socket().bind(("0.0.0.0", 0)))
+done()
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_kernel_reaches_no_classmate_and_no_network(root, mode):
+    honest, attacker = Box(root, "honest", mode), Box(root, "attacker", mode)
+    name = f"seeing-networks-{uuid.uuid4().hex}"
+    with socket.socket() as grader:  # a port of the grader's machine, on its loopback
+        grader.bind(("127.0.0.1", 0))
+        grader.listen()
+        grader.settimeout(0.1)
+        honest.start(HONEST_SERVER, name)
+        honest.wait_for("ready")
+        port = honest.wait_for("port")
+        summary, report, output = attacker.run(ATTACKER, port, grader.getsockname()[1], name)
+        honest.tell("stop")
+        with pytest.raises(OSError):
+            grader.accept()
+    _, honest_report, honest_output = honest.finish()
+    assert all(denied(report[k]) for k in report if k != "listen" or mode != "namespaces"), output
+    assert honest_report["strangers"] == 0, honest_output
+    if mode == "namespaces":
+        assert summary["protections"]["network"] == "namespace"
+        assert honest_report["own loopback"] == "allowed", honest_output  # a private loopback of its own
+    else:
+        assert summary["protections"]["network"] == "landlock (TCP)" and denied(honest_report["bind"])
+
+
+def test_the_grader_talks_to_a_sandboxed_kernel_over_ipc_sockets(root):
+    """How the grader runs a kernel (kernel_transport): ZMQ over Unix sockets in the folder, across
+    the sandbox's namespaces, while the kernel itself can open no TCP connection."""
+    from jupyter_client import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+
+    box = Box(root, "kernel")
+    transport = sandbox.kernel_transport(box.folder)
+    connection, _ = write_connection_file(str(box.folder / "kernel.json"), **transport)
+    if ROOT:
+        os.chown(connection, NOBODY, NOBODY)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(box.folder), "IPYTHONDIR": str(box.folder / ".ipython"), "JUPYTER_PLATFORM_DIRS": "1",
+           "JUPYTER_RUNTIME_DIR": str(box.folder), "MPLCONFIGDIR": str(box.folder)}  # fmt: skip
+    argv = sandbox.command_line(box.folder, 60, uid=NOBODY if ROOT else None) + [sys.executable, "-m", "ipykernel_launcher", "-f", connection]
+    runner = subprocess.Popen(argv, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = BlockingKernelClient(connection_file=connection)
+    client.load_connection_file()
+    client.start_channels(hb=False)  # a heartbeat's 1 s deadline is too short on a busy machine
+    try:
+        seen = []
+        code = "import socket; print(socket.socket().connect_ex(('127.0.0.1', 1)) != 0, 6 * 7)"
+        reply = client.execute_interactive(code, timeout=60, output_hook=lambda m: seen.append(m["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok" and "True 42" in "".join(seen)
+        client.shutdown()
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        client.stop_channels()
+        if runner.poll() is None:
+            runner.terminate()  # the runner takes its tree with it
+            print(runner.communicate(timeout=60)[0])
+    assert json.loads(output.strip().splitlines()[-1])["returncode"] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Classmates and shared storage
+# --------------------------------------------------------------------------------------------
+
+HONEST_WRITER = """
+os.makedirs("answers", exist_ok=True)
+open("answers/box_iou.json", "w").write("honest work")
+attempt("own /dev/shm", lambda: open("/dev/shm/answers.json", "w").write("honest work"))
+attempt("own /tmp", lambda: open("/tmp/answers.json", "w").write("honest work"))
+open("ready", "w").write(str(os.getpid()))
+while not os.path.exists("stop"):
+    time.sleep(0.05)
+report["answers intact"] = open("answers/box_iou.json").read() == "honest work"
+done()
+"""
+
+SNOOPER = """
+folder, pid = sys.argv[1], int(sys.argv[2])
+target = os.path.join(folder, "answers", "box_iou.json")
+attempt("stat a classmate's file", lambda: os.stat(target).st_size)
+attempt("stat a classmate's folder", lambda: os.stat(folder).st_mode)
+attempt("list the grading root", lambda: os.listdir(os.path.dirname(folder)))
+attempt("read a classmate's file", lambda: open(target).read())
+attempt("write a classmate's file", lambda: open(target, "w").write("forged"))
+attempt("hard-link a classmate's file", lambda: os.link(target, "stolen"))
+attempt("read through a symlink", lambda: (os.symlink(target, "link"), open("link").read())[1])
+attempt("read /dev/shm", lambda: open("/dev/shm/answers.json").read())
+attempt("read /tmp", lambda: open("/tmp/answers.json").read())
+attempt("see the classmate's process", lambda: open(f"/proc/{pid}/cmdline").read())
+attempt("signal the classmate", lambda: os.kill(pid, 9))
+attempt("read the classmate's memory", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
+attempt("the classmate's cwd", lambda: os.listdir(f"/proc/{pid}/cwd"))
+attempt("kill(-1)", lambda: os.kill(-1, 9))
+done()
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_kernel_cannot_see_touch_or_signal_a_classmate(root, mode):
+    honest, snooper = Box(root, "honest", mode), Box(root, "snooper", mode)
+    honest.start(HONEST_WRITER)
+    pid = honest.wait_for("ready")
+    summary, report, output = snooper.run(SNOOPER, honest.folder, pid)
+    honest.tell("stop")
+    _, honest_report, honest_output = honest.finish()
+    assert honest_report["answers intact"] is True, honest_output  # alive after kill(-1), its answers untouched
+    stat_attacks = ("stat a classmate's file", "stat a classmate's folder")
+    seen = ("read /dev/shm", "read /tmp", "see the classmate's process", "kill(-1)", "list the grading root")
+    others = [k for k in report if k not in stat_attacks + seen]
+    assert all(denied(report[k]) for k in others), output
+    assert denied(report["read /dev/shm"]) and denied(report["read /tmp"]), output
+    if mode == "namespaces":
+        assert all(report[k] == "denied (2)" for k in stat_attacks), output  # not there at all
+        assert summary["protections"]["classmates"] == "namespace"
+        assert report["list the grading root"] in ("allowed: ['snooper']", "denied (13)"), output  # itself at most
+        assert honest_report["own /dev/shm"] == honest_report["own /tmp"] == "allowed: 11", honest_output
+        if ROOT:
+            assert denied(report["see the classmate's process"]), output  # hidepid: invisible
+    else:
+        assert summary["protections"]["classmates"] == "landlock (stat works)" and denied(report["list the grading root"])
+        assert denied(honest_report["own /dev/shm"]), honest_output
+
+
+def test_dev_shm_and_tmp_are_private_and_gone_after_the_run(root):
+    marker = uuid.uuid4().hex
+    writer = "attempt('plant', lambda: [open(d + '/' + sys.argv[1], 'w').write('answers') for d in ('/dev/shm', '/tmp')])\ndone()\n"
+    summary, report, output = Box(root, "first").run(writer, marker)
+    assert report["plant"].startswith("allowed") and summary["protections"]["shared storage"] == "private", output
+    reader = "attempt('found', lambda: [open(d + '/' + sys.argv[1]).read() for d in ('/dev/shm', '/tmp')])\ndone()\n"
+    _, report, output = Box(root, "later").run(reader, marker)
+    assert report["found"] == "denied (2)", output
+    assert not Path("/dev/shm", marker).exists() and not Path("/tmp", marker).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# What it can read, and the runner's descriptors
+# --------------------------------------------------------------------------------------------
+
+READER = """
+for name in sys.argv[1:]:
+    attempt(name, lambda: len(open(name, "rb").read(64)))
+done()
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_kernel_reads_the_course_package_and_data_but_not_the_repository(root, mode, tmp_path):
+    solutions = sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
+    submission = tmp_path / "submissions" / "alice.ipynb"
+    submission.parent.mkdir()
+    submission.write_text("{}")
+    secret = [*solutions[:2], REPO / "tests" / "test_sandbox.py", REPO / "pyproject.toml", submission]
+    allowed = [REPO / "helpers" / "boxes.py", *sorted((REPO / "data").glob("*.jpg"))[:1], Path(sys.executable).resolve()]
+    summary, report, output = Box(root, "reader", mode).run(READER, *secret, *allowed)
+    assert solutions and all(denied(report[str(p)]) for p in secret), output
+    assert all(report[str(p)].startswith("allowed") for p in allowed), output
+
+
+PIDFD_THIEF = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+runner = os.getppid()
+def steal():
+    pidfd = os.pidfd_open(runner)
+    stolen = [fd for fd in range(64) if libc.syscall(438, pidfd, fd, 0) >= 0]  # pidfd_getfd
+    os.close(pidfd)
+    if not stolen:
+        raise OSError(ctypes.get_errno(), "pidfd_getfd")
+    return stolen
+attempt("pidfd_getfd on the runner", steal)
+attempt("open the runner's fd through /proc", lambda: open(f"/proc/{runner}/fd/{sys.argv[1]}", "w").write("x" * 1000))
+attempt("ptrace the runner", lambda: open(f"/proc/{runner}/mem", "rb").read(1))
+report["own fds"] = {fd: os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+done()
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_kernel_cannot_take_the_runners_file_descriptors(root, mode, tmp_path):
+    outside = tmp_path / "grader-log.txt"
+    with outside.open("w") as log:
+        summary, report, output = Box(root, "thief", mode).run(PIDFD_THIEF, log.fileno(), fds=(log.fileno(),))
+    assert denied(report["pidfd_getfd on the runner"]), output
+    assert denied(report["open the runner's fd through /proc"]) and denied(report["ptrace the runner"]), output
+    assert outside.read_text() == ""
+    assert set(report["own fds"]) <= {"0", "1", "2", "3"}, output  # 0, 1, 2 and the listing's own
+
+
+def test_unprivileged_the_runner_uses_a_user_namespace_and_says_what_applied(root):
+    """A grader that is not root: the runner makes a user namespace where the kernel allows one."""
+    if not ROOT:
+        pytest.skip("needs root to start the runner as another user")
+    box = Box(root, "user", runner_user=NOBODY)
+    summary, report, output = box.run("attempt('uid', os.getuid)\nattempt('shm', lambda: open('/dev/shm/x', 'w').write('x'))\ndone()\n")
+    assert report["uid"] == f"allowed: {NOBODY}", output
+    protections = summary["protections"]
+    assert protections["user"] == "same user" and protections["filesystem"] == "landlock"
+    if protections["network"] == "namespace":  # user namespaces allowed here
+        assert protections["shared storage"] == "private" and report["shm"].startswith("allowed")
+
+
+# --------------------------------------------------------------------------------------------
+# Caps
+# --------------------------------------------------------------------------------------------
+
+
+def test_memory_over_the_cap_ends_the_kernel_and_says_so(root):
+    script = "x = bytearray(600 << 20)\nprint('survived', flush=True)\n"
+    summary, _, output = Box(root, "hog").run(script, options=("--memory", "200M"))
+    assert "survived" not in output
+    if summary["protections"]["memory"] == "cgroup":
+        assert summary["cap"] == "memory" and summary["signal"] == 9, output
+    else:
+        assert "MemoryError" in output
+
+
+def test_memory_over_the_cap_is_a_memory_error_without_a_cgroup(root):
+    if not ROOT:
+        pytest.skip("needs root to start the runner as another user (no cgroup)")
+    summary, _, output = Box(root, "hog", runner_user=NOBODY).run("x = bytearray(600 << 20)\n", options=("--memory", "200M"))
+    assert summary["protections"]["memory"] == "rlimit (per process)" and "MemoryError" in output, output
+
+
+@pytest.mark.parametrize("runner_user", [None, NOBODY], ids=["cgroup", "rlimit"])
+def test_torch_runs_under_the_default_memory_cap(root, runner_user):
+    if runner_user is not None and not ROOT:
+        pytest.skip("needs root to start the runner as another user")
+    script = "import torch\nx = torch.ones(25_000_000)\nprint('sum', int(x.sum()), flush=True)\n"
+    summary, _, output = Box(root, "torch", runner_user=runner_user).run(script)
+    assert summary["returncode"] == 0 and "sum 25000000" in output, output
+
+
+def test_a_file_over_the_size_cap_fails_to_grow_and_the_summary_says_so(root):
+    script = "open('big', 'wb').write(b'x' * (20 << 20))\nprint('survived', flush=True)\n"
+    summary, _, output = Box(root, "big").run(script, options=("--disk", "10M"))
+    assert "File too large" in output and "survived" not in output, output  # Python ignores SIGXFSZ: EFBIG
+    assert "file size" in summary["caps_hit"] and (root / "big" / "big").stat().st_size == 10 << 20
+
+
+def test_a_folder_over_the_disk_cap_is_stopped(root):
+    script = "for i in range(6):\n    open(f'part{i}', 'wb').write(b'x' * (5 << 20))\nimport time\ntime.sleep(60)\n"
+    summary, _, output = Box(root, "disk").run(script, options=("--disk", "10M"))
+    assert summary["cap"] == "disk" and summary["seconds"] < 30, output
+
+
+def test_a_fork_flood_is_capped_and_its_tree_killed(root):
+    marker = f"seeing-networks-flood-{uuid.uuid4().hex}"
+    script = f"""
+import subprocess
+children = []
+for _ in range(60):
+    try:
+        children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{marker}"]))
+    except OSError as error:
+        report["refused"] = error.errno
+        break
+report["started"] = len(children)
+done()
+"""
+    summary, report, output = Box(root, "flood").run(script, options=("--processes", "10"))
+    assert report["started"] < 10 and "refused" in report, output
+    if summary["protections"]["processes"] == "cgroup":
+        assert "processes" in summary["caps_hit"]
+    alive = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode() in _cmdline(p)]
+    assert alive == []
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_protections_says_what_applies_here():
+    found = sandbox.protections()
+    assert set(found) >= {"network", "classmates", "shared storage", "filesystem", "memory", "processes"}
+    if ROOT:
+        assert found["network"] == "namespace" and found["classmates"] == "namespace" and found["memory"] == "cgroup"
+    assert sandbox.protections(no_namespaces=True)["network"] == "landlock (TCP)"
