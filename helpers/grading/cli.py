@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
-from helpers.grading import course, feedback, gradebook, roster, shards
+from helpers.grading import canvas, course, feedback, gradebook, gradescope, roster, shards
 from helpers.grading.conventions import SKIP_TAG
 from helpers.grading.grader import DEFAULT_NOTEBOOK_TIMEOUT, DEFAULT_TIMEOUT, Outcome, grade_class
 from helpers.grading.records import NOT_SUBMITTED, Result, safe_name
@@ -40,11 +39,12 @@ def write_outputs(outcome: Outcome, args) -> None:
         if wanted:
             Path(wanted).parent.mkdir(parents=True, exist_ok=True)
     if args.csv:
-        gradebook.write_csv(outcome.results, args.csv)
+        gradebook.write_csv(outcome.results, args.csv, outcome.entries)
         print(f"wrote {args.csv}")
     if args.gradebook:  # (the gradebook adds the roster's missing students itself)
         handed_in = [r for r in rows if r["status"] != NOT_SUBMITTED]
-        for path in gradebook.write_gradebook(args.gradebook, handed_in, points, roster=students, fmt=args.format, meta=outcome.meta):
+        for path in gradebook.write_gradebook(args.gradebook, handed_in, points, roster=students, fmt=args.format, meta=outcome.meta,
+                                              **lms_options(args, outcome, students, named)):  # fmt: skip
             print(f"wrote {path}")
     if args.feedback:
         import nbformat
@@ -60,6 +60,44 @@ def write_outputs(outcome: Outcome, args) -> None:
             for path in {r["path"] for r in mine if r["path"] in outcome.executed}:
                 nbformat.write(outcome.executed[path], into / f"{safe_name(next(r['notebook'] for r in mine if r['path'] == path))}.ipynb")
         print(f"wrote feedback for {len(who)} student(s) in {folder}")
+        reupload = write_canvas_feedback(folder, outcome)
+        if reupload:
+            print(f"wrote {reupload} (Canvas: Submissions > Re-Upload Submissions)")
+
+
+def lms_options(args, outcome, students, named: set[str]) -> dict:
+    """write_gradebook's Canvas options from the command line: column titles, ids, blanks, points."""
+    names = canvas.parse_assignments(args.assignment)
+    lms_points = canvas.parse_points(args.points)
+    if args.assignments_from:
+        titles, possible = canvas.assignments_from_export(args.assignments_from, sorted(named))
+        names = {**titles, **names}
+        lms_points = {**(possible if args.rescale else {}), **lms_points}
+    remap = lambda key: getattr(roster.find_student(students, key), "id", key) if students else key  # noqa: E731
+    entries = {(remap(student), nb): entry for (student, nb), entry in outcome.entries.items()}
+    canvas_ids = {remap(key): uid for key, uid in canvas.canvas_user_ids(outcome.entries.values(), students).items()}
+    return {"id_column": None if args.id_column == "auto" else args.id_column, "assignment_names": names, "canvas_ids": canvas_ids,
+            "missing_as_zero": args.missing_as_zero, "lms_points": lms_points, "entries": entries}  # fmt: skip
+
+
+def write_canvas_feedback(folder: Path, outcome) -> Path | None:
+    """Each Canvas submission's feedback page under the name Canvas's "Re-Upload Submissions" maps back
+    to its student (`canvas.reupload_name`), zipped as <folder>/canvas-reupload.zip; None without Canvas files."""
+    import zipfile
+
+    pages = {}
+    for (student, notebook), entry in outcome.entries.items():
+        if getattr(entry, "source", "") == "canvas" and not entry.student_id.startswith("anon_"):
+            page = folder / safe_name(student) / "feedback.html"
+            if page.is_file():
+                pages[canvas.reupload_name(entry, f"{Path(entry.original_name).stem}_feedback.html")] = page
+    if not pages:
+        return None
+    target = folder / "canvas-reupload.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, page in sorted(pages.items()):
+            bundle.write(page, name)
+    return target
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +105,18 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradebook", help="write one row per student (points per exercise and notebook, total, maximum, %%)")
     parser.add_argument("--format", choices=["plain", "canvas"], default="plain", help="--gradebook's format (canvas: its import CSV)")
     parser.add_argument("--roster", help="CSV of id, name, email: students with no notebook get 0 and 'not submitted'")
-    parser.add_argument("--feedback", help="folder for each student's feedback: feedback.html, results.json (Gradescope) and the executed notebooks")
+    parser.add_argument("--feedback", help="folder for each student's feedback: feedback.html, results.json (Gradescope) and the executed notebooks"
+                        "; Canvas submissions also get canvas-reupload.zip, named for Canvas's Re-Upload Submissions")  # fmt: skip
+    parser.add_argument("--assignment", action="append", default=[], metavar='NOTEBOOK="Title (id)"',
+                        help="the Canvas column of NOTEBOOK: its assignment's title and id as Canvas writes them (--format canvas)")  # fmt: skip
+    parser.add_argument("--assignments-from", metavar="CANVAS_EXPORT.csv",
+                        help="read each notebook's Canvas column title (and, with --rescale, its points) from a Canvas gradebook export")  # fmt: skip
+    parser.add_argument("--points", action="append", default=[], metavar="NOTEBOOK=POINTS",
+                        help="rescale NOTEBOOK's points to a Canvas assignment worth POINTS (--format canvas)")  # fmt: skip
+    parser.add_argument("--rescale", action="store_true", help="rescale each notebook to its assignment's Points Possible in --assignments-from")
+    parser.add_argument("--id-column", choices=["auto", "ID", "SIS User ID", "SIS Login ID"], default="auto",
+                        help="the Canvas column that gets each student's key (default auto: ID gets only keys known to be Canvas user ids)")  # fmt: skip
+    parser.add_argument("--missing-as-zero", action="store_true", help="write 0, not a blank, for a notebook not handed in (--format canvas)")
 
 
 def add_grade_options(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +133,8 @@ def add_grade_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", help="grade only slice K of N of the submissions, as K/N (K from 0)")
     parser.add_argument("--shard-from-env", action="store_true",
                         help="take the slice from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX (+ SEEING_NETWORKS_SHARDS)")  # fmt: skip
+    parser.add_argument("--groups", metavar="CANVAS_GROUPS.csv", help="Canvas's group export: every member of a group gets the group's file")
+    parser.add_argument("--student", help="the student of notebooks given on their own or lying directly in a folder given (default: the folder's name)")
     parser.add_argument("--exercises", action="append", default=[], metavar="NOTEBOOK=MODULE",
                         help="grade NOTEBOOK with the exercises of MODULE (for notebooks outside helpers.exercises)")  # fmt: skip
 
@@ -95,28 +146,33 @@ def parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help="combine the --results files of several shards")
     merge.add_argument("results", nargs="+", help="--results files written by the shards")
     add_output_options(merge)
+    gradescope.add_parser(commands)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] not in (["grade"], ["merge"], ["-h"], ["--help"]):
+    if "--gradescope" in argv:
+        argv = ["gradescope", *(a for a in argv if a not in ("--gradescope", "gradescope"))]
+    if argv[:1] not in (["grade"], ["merge"], ["gradescope"], ["-h"], ["--help"]):
         argv = ["grade", *argv]
     args = parser().parse_args(argv)
+    if args.command == "gradescope":
+        return gradescope.command(args)
     return merge_command(args) if args.command == "merge" else grade_command(args)
 
 
 def grade_command(args) -> int:
-    started = time.monotonic()
     try:
         shard = shards.parse_shard(args.shard) if args.shard else shards.shard_from_env() if args.shard_from_env else None
         if args.shard_from_env and shard is None:
             raise ValueError("--shard-from-env found no SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or SEEING_NETWORKS_SHARD")
         students = roster.read_roster(args.roster) if args.roster else None
+        groups = canvas.read_groups(args.groups) if args.groups else None
         outcome = grade_class(
             args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
             results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
-            shard=shard, roster=students, keep_executed=bool(args.feedback), skip=not args.run_all,
+            shard=shard, roster=students, keep_executed=bool(args.feedback), skip=not args.run_all, student=args.student, groups=groups,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, TypeError, PermissionError) as error:
         print(f"python -m helpers.grade: {error}", file=sys.stderr)
@@ -126,8 +182,12 @@ def grade_command(args) -> int:
         return 130
     print()
     print(feedback.format_table(outcome.results, outcome.seconds))
-    print(f"\n{len({r.path for r in outcome.results if r.path})} notebook(s) in {time.monotonic() - started:.0f} s")
-    write_outputs(outcome, args)
+    print(f"\n{len({r.path for r in outcome.results if r.path})} notebook(s) in {outcome.elapsed:.0f} s")
+    try:
+        write_outputs(outcome, args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"python -m helpers.grade: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

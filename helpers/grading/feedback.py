@@ -18,6 +18,30 @@ def _rows_by_exercise(rows: list[dict], points: dict) -> tuple[list[str], dict, 
     return notebooks, by_key, problem
 
 
+def _in_row_order(points: dict, rows: list[dict]) -> dict:
+    """`points` with each notebook's exercises in the order the rows give them (the notebook's order, see
+    `in_notebook_order`), the exercises no row names after them."""
+    seen = {(r["notebook"], r["exercise"]): i for i, r in enumerate(rows)}
+    keys = sorted(points, key=lambda k: (seen.get(k, len(seen)), list(points).index(k)))
+    return {k: points[k] for k in keys}
+
+
+def in_notebook_order(rows: list, nb) -> list:
+    """`rows` (Results of one notebook) in the order of their exercises' check cells in `nb`, the notebook
+    as graded (each exercise has one); rows of exercises with no check cell keep their place at the end."""
+    from helpers.grading.conventions import check_cell_exercise
+
+    order: dict[str, int] = {}
+    for cell in getattr(nb, "cells", []):
+        try:
+            name = check_cell_exercise(cell.get("source", "")) if cell.get("cell_type") == "code" else None
+        except ValueError:
+            name = None
+        if name and name not in order:
+            order[name] = len(order)
+    return sorted(rows, key=lambda r: order.get(r.exercise, len(order)))
+
+
 def _verdict(notebook: str, exercise: str, by_key: dict, problem: dict) -> tuple[bool, str, str]:
     row = by_key.get((notebook, exercise)) or problem.get(notebook)
     if row is None:
@@ -25,20 +49,28 @@ def _verdict(notebook: str, exercise: str, by_key: dict, problem: dict) -> tuple
     return bool(row["passed"]), str(row.get("status", "")), str(row.get("detail", ""))
 
 
-def gradescope_results(rows, points, meta: Mapping | None = None, visibility: str = "visible") -> dict:
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+HIDDEN_CASE = "a hidden case"  # how a verdict names an input the student never saw (helpers.exercises.core)
+
+
+def gradescope_results(rows, points, meta: Mapping | None = None, visibility: str = "visible", hidden_visibility: str | None = None) -> dict:
     """One submission's rows as Gradescope's autograder ``results.json`` (a dict: ``json.dump`` it).
 
     Top level: ``score`` (points earned), ``output`` (a summary with the course version, timeout and
     date), ``visibility``, ``stdout_visibility`` "hidden", ``extra_data`` {"meta": meta}, and ``tests``:
     one per exercise of the notebooks in the rows (in `points` order) with ``name`` ("notebook:
     exercise"), ``number``, ``score``, ``max_score``, ``output`` (the verdict and its detail),
-    ``tags`` [notebook, status] and ``visibility``. Raises ValueError when the rows name several
-    students or none, or `visibility` is not one of Gradescope's.
+    ``tags`` [notebook, status] and ``visibility``, in the notebook's order. With `hidden_visibility`,
+    a verdict that comes from a hidden case says only that in its test, and its detail (the hidden
+    inputs) goes in a 0-point test "<notebook>: <exercise> (hidden case)" shown at `hidden_visibility`
+    (e.g. "after_published"). Raises ValueError when the rows name several students or none, or a
+    visibility is not one of Gradescope's.
     """
     rows = _check_rows(rows)
-    points = _check_points(points)
-    if visibility not in ("hidden", "after_due_date", "after_published", "visible"):
-        raise ValueError(f"visibility must be 'hidden', 'after_due_date', 'after_published' or 'visible', got {visibility!r}")
+    points = _in_row_order(_check_points(points), rows)
+    for name, value in (("visibility", visibility), ("hidden_visibility", hidden_visibility or visibility)):
+        if value not in VISIBILITIES:
+            raise ValueError(f"{name} must be 'hidden', 'after_due_date', 'after_published' or 'visible', got {value!r}")
     students = {str(r["student"]) for r in rows}
     if len(students) != 1:
         raise ValueError(f"rows must be one submission's rows (one student), got students {sorted(students)}")
@@ -51,11 +83,16 @@ def gradescope_results(rows, points, meta: Mapping | None = None, visibility: st
             got = worth if passed else 0
             score += got
             maximum += worth
+            output = "passed" if passed else f"{status}: {detail}" if detail else status
+            secret = hidden_visibility is not None and not passed and HIDDEN_CASE in detail
             tests.append({
                 "name": f"{n}: {ex}", "number": f"{nb_index}.{ex_index}", "score": _number(got), "max_score": _number(worth),
-                "output": "passed" if passed else f"{status}: {detail}" if detail else status,
-                "tags": [n, "passed" if passed else status], "visibility": visibility,
+                "output": f"{status} on a hidden case (the details are shown as the course decides)" if secret else output,
+                "tags": [n, "passed" if passed else status], "visibility": visibility, "status": "passed" if passed else "failed",
             })  # fmt: skip
+            if secret:
+                tests.append({"name": f"{n}: {ex} (hidden case)", "number": f"{nb_index}.{ex_index}.1", "score": 0, "max_score": 0,
+                              "output": output, "tags": [n, status], "visibility": hidden_visibility, "status": "failed"})  # fmt: skip
     summary = (
         f"{_number(score)}/{_number(maximum)} points for {', '.join(notebooks)}. "
         f"Graded by Seeing Networks {meta.get('course_version', '')} with a per-cell timeout of "
@@ -88,7 +125,7 @@ def feedback_html(student: str, rows, points, meta: Mapping | None = None) -> st
     if not isinstance(student, str) or not student:
         raise TypeError(f"student must be a non-empty str, got {student!r}")
     rows = [r for r in _check_rows(rows) if str(r["student"]) == student]
-    points = _check_points(points)
+    points = _in_row_order(_check_points(points), rows)
     meta = dict(course_meta(None) if meta is None else meta)
     notebooks, by_key, problem = _rows_by_exercise(rows, points)
     e = html.escape

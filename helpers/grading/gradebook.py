@@ -102,31 +102,12 @@ def gradebook(rows, points, roster=None) -> tuple[list[str], list[list]]:
     points = _check_points(points)
     roster = _check_roster(roster)
     notebooks = _notebooks(points)
-    scores = _scores(rows, points)
     maximum = sum(points.values())
     header = ["student", "name", "email"]
     for nb in notebooks:
         header += [f"{nb}/{ex}" for (n, ex) in points if n == nb] + [nb]
     header += ["total", "maximum", "percentage", "status"]
-
-    order: list[tuple[str, Student | None]] = []
-    claimed: dict[str, str] = {}  # row student -> roster id
-    for student in scores:
-        s = find_student(roster, student) if roster else None
-        if s is not None:
-            claimed[student] = s.id
-    merged: dict[str, dict] = {}
-    for student, record in scores.items():
-        target = claimed.get(student, student)
-        into = merged.setdefault(target, {"earned": {}, "notebooks": set(), "problems": {}})
-        into["earned"].update(record["earned"])
-        into["notebooks"] |= record["notebooks"]
-        into["problems"].update(record["problems"])
-    for s in roster:
-        order.append((s.id, s))
-    for student in scores:
-        if student not in claimed and all(student != key for key, _ in order):
-            order.append((student, None))
+    merged, order = _merged_scores(rows, points, roster)
 
     table = []
     for key, s in order:
@@ -155,6 +136,32 @@ def gradebook(rows, points, roster=None) -> tuple[list[str], list[list]]:
     return header, table
 
 
+def _merged_scores(rows: list[dict], points: dict, roster: list[Student]) -> tuple[dict[str, dict], list[tuple[str, Student | None]]]:
+    """({key: {"earned", "notebooks", "problems"}}, [(key, roster student or None)] in output order): the
+    rows' scores with each row's student found in the roster (by id, SIS ids, e-mail, name) merged
+    under the roster's id; roster students first, then the others in the order the rows name them."""
+    scores = _scores(rows, points)
+    order: list[tuple[str, Student | None]] = []
+    claimed: dict[str, str] = {}  # row student -> roster id
+    for student in scores:
+        s = find_student(roster, student) if roster else None
+        if s is not None:
+            claimed[student] = s.id
+    merged: dict[str, dict] = {}
+    for student, record in scores.items():
+        target = claimed.get(student, student)
+        into = merged.setdefault(target, {"earned": {}, "notebooks": set(), "problems": {}})
+        into["earned"].update(record["earned"])
+        into["notebooks"] |= record["notebooks"]
+        into["problems"].update(record["problems"])
+    for s in roster:
+        order.append((s.id, s))
+    for student in scores:
+        if student not in claimed and all(student != key for key, _ in order):
+            order.append((student, None))
+    return merged, order
+
+
 def write_gradebook(
     path: str | Path,
     rows,
@@ -162,13 +169,18 @@ def write_gradebook(
     roster=None,
     fmt: str = "plain",
     meta: Mapping | None = None,
-    id_column: str = "ID",
+    id_column: str | None = "ID",
     assignment_names: Mapping[str, str] | None = None,
+    canvas_ids: Mapping[str, str] | None = None,
+    missing_as_zero: bool = False,
+    lms_points: Mapping[str, float] | None = None,
+    entries: Mapping[tuple[str, str], object] | None = None,
 ) -> list[Path]:
     """Write a gradebook CSV; return the files written.
 
     ``fmt="plain"``: `gradebook`'s header and table, then the columns course_version, timeout_s and
-    graded_at from `meta` on every line.
+    graded_at from `meta` on every line; with `entries` ({(student, notebook): submissions.Entry}), also
+    ``<notebook>/late`` (1 when the LMS marked it late) and ``<notebook>/submitted_at`` per notebook.
 
     ``fmt="canvas"``: what Canvas's gradebook import (``GradebookImporter``) reads: the header
     ``Student, ID, SIS User ID, SIS Login ID, Section`` then one column per notebook (an assignment),
@@ -181,12 +193,20 @@ def write_gradebook(
     ({notebook: "Assignment title"} or "Title (canvas id)"). Canvas would take any extra column for a
     new assignment, so `meta` goes beside it, in ``<path>.meta.json``.
 
+    `id_column=None` puts a row's key in no id column: ``ID`` gets only a Canvas user id the grader knows
+    (`canvas_ids` {key: user id}: from a Canvas download or a Canvas roster), since Canvas reads ``ID``
+    first, as its own user id, and a Gradescope SID or an e-mail there matches no one or the wrong
+    student; Canvas then matches by SIS ids, then by the name. A notebook the student did not hand in is
+    left blank (Canvas leaves a blank cell's grade alone, so excusals and hand-entered scores survive);
+    `missing_as_zero` writes 0 instead. `lms_points` ({notebook: points of the Canvas assignment})
+    rescales each notebook's points to the assignment's (and writes them as "Points Possible").
+
     `meta` defaults to ``course_meta(None)``. Raises ValueError for an unknown fmt or id_column.
     """
     if fmt not in ("plain", "canvas"):
         raise ValueError(f"fmt must be 'plain' or 'canvas', got {fmt!r}")
-    if id_column not in ("ID", "SIS User ID", "SIS Login ID"):
-        raise ValueError(f"id_column must be 'ID', 'SIS User ID' or 'SIS Login ID', got {id_column!r}")
+    if id_column not in ("ID", "SIS User ID", "SIS Login ID", None):
+        raise ValueError(f"id_column must be 'ID', 'SIS User ID', 'SIS Login ID' or None, got {id_column!r}")
     if meta is not None and not isinstance(meta, Mapping):
         raise TypeError(f"meta must be a dict (see course_meta), got {type(meta).__name__}")
     if assignment_names is not None and not isinstance(assignment_names, Mapping):
@@ -201,27 +221,64 @@ def write_gradebook(
         writer = csv.writer(f)
         if fmt == "plain":
             extra = ["course_version", "timeout_s", "graded_at"]
-            writer.writerow(header + extra)
-            for line in table:
-                writer.writerow(line + [meta.get("course_version", ""), meta.get("timeout_s", ""), meta.get("date", "")])
+            late = _late_columns(table, _notebooks(points), dict(entries or {}))
+            writer.writerow(header + late[0] + extra)
+            for line, more in zip(table, late[1]):
+                writer.writerow(line + more + [meta.get("course_version", ""), meta.get("timeout_s", ""), meta.get("date", "")])
         else:
-            notebooks = _notebooks(points)
-            names = dict(assignment_names or {})
-            writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section"] + [names.get(nb, nb) for nb in notebooks])
-            maxima = [_number(sum(p for (n, _), p in points.items() if n == nb)) for nb in notebooks]
-            writer.writerow(["Points Possible", "", "", "", ""] + maxima)
-            by_id = {s.id: s for s in roster}
-            at = {nb: header.index(nb) for nb in notebooks}
-            for line in table:
-                s = by_id.get(line[0])
-                ids = {"ID": "", "SIS User ID": s.sis_user_id if s else "", "SIS Login ID": s.sis_login_id if s else ""}
-                ids[id_column] = line[0]
-                writer.writerow([line[1] or line[0], ids["ID"], ids["SIS User ID"], ids["SIS Login ID"], s.section if s else ""] + [line[at[nb]] for nb in notebooks])
+            merged, _ = _merged_scores(_check_rows(rows), points, roster)
+            handed_in = {key: record["notebooks"] for key, record in merged.items()}
+            options = {"id_column": id_column, "canvas_ids": dict(canvas_ids or {}), "missing_as_zero": missing_as_zero,
+                       "lms_points": dict(lms_points or {}), "names": dict(assignment_names or {})}  # fmt: skip
+            for line in _canvas_lines(header, table, points, roster, handed_in, options):
+                writer.writerow(line)
     if fmt == "canvas":
         side = path.with_name(path.name + ".meta.json")
         side.write_text(json.dumps({**meta, "gradebook": path.name, "format": "canvas", "id_column": id_column}, indent=2, default=str) + "\n")
         written.append(side)
     return written
+
+
+def _canvas_lines(header, table, points, roster, handed_in: dict, options: dict) -> list[list]:
+    """The lines of Canvas's import CSV (see `write_gradebook`): header, Points Possible, one per student."""
+    from helpers.grading.canvas import rescale
+
+    notebooks, names, lms = _notebooks(points), options["names"], options["lms_points"]
+    maxima = {nb: sum(p for (n, _), p in points.items() if n == nb) for nb in notebooks}
+    lines = [["Student", "ID", "SIS User ID", "SIS Login ID", "Section"] + [names.get(nb, nb) for nb in notebooks]]
+    lines.append(["Points Possible", "", "", "", ""] + [_number(lms.get(nb, maxima[nb])) for nb in notebooks])
+    by_id = {s.id: s for s in roster}
+    at = {nb: header.index(nb) for nb in notebooks}
+    for line in table:
+        key, s = line[0], by_id.get(line[0])
+        ids = {"ID": options["canvas_ids"].get(key, ""), "SIS User ID": s.sis_user_id if s else "", "SIS Login ID": s.sis_login_id if s else ""}
+        if options["id_column"]:
+            ids[options["id_column"]] = key
+        cells = []
+        for nb in notebooks:
+            if nb not in handed_in.get(key, ()) and not options["missing_as_zero"]:
+                cells.append("")  # nothing handed in: Canvas keeps whatever grade it has
+            else:
+                cells.append(_number(rescale(line[at[nb]], maxima[nb], lms[nb])) if nb in lms else line[at[nb]])
+        lines.append([line[1] or key, ids["ID"], ids["SIS User ID"], ids["SIS Login ID"], s.section if s else ""] + cells)
+    return lines
+
+
+def _late_columns(table, notebooks: list[str], entries: dict) -> tuple[list[str], list[list]]:
+    """(header, a list of cells per table line): ``<nb>/late`` and ``<nb>/submitted_at`` from the entries
+    ({(student, notebook): Entry}); no columns when no entry is known."""
+    if not entries:
+        return [], [[] for _ in table]
+    header = [f"{nb}/{what}" for nb in notebooks for what in ("late", "submitted_at")]
+    cells = []
+    for line in table:
+        more = []
+        for nb in notebooks:
+            entry = entries.get((line[0], nb))
+            when = getattr(entry, "submitted_at", None)
+            more += ["" if entry is None else int(bool(entry.late)), when.isoformat() if when else ""]
+        cells.append(more)
+    return header, cells
 
 
 VERSION_ENV = "SEEING_NETWORKS_COURSE_VERSION"  # set where git cannot say (an image built from a checkout)
@@ -273,10 +330,20 @@ def course_meta(timeout, when: datetime | None = None) -> dict:
 
 
 
-def write_csv(results: list[Result], path: str | Path) -> None:
-    """One line per exercise: student, notebook, exercise, passed (1/0), status, detail, path."""
+def write_csv(results: list[Result], path: str | Path, entries: Mapping[tuple[str, str], object] | None = None) -> None:
+    """One line per exercise: student, notebook, exercise, passed (1/0), status, detail, path; with
+    `entries` ({(student, notebook): submissions.Entry}) also late (1/0, Canvas's LATE mark), submitted_at
+    (the LMS's time, ISO 8601) and file (the name the student uploaded), blank where unknown."""
+    entries = dict(entries or {})
+    fields = list(ROW_FIELDS) + (["late", "submitted_at", "file"] if entries else [])
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(ROW_FIELDS))
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in results:
-            writer.writerow({**asdict(r), "passed": int(r.passed)})
+            line = {**asdict(r), "passed": int(r.passed)}
+            if entries:
+                entry = entries.get((r.student, r.notebook))
+                when = getattr(entry, "submitted_at", None)
+                line.update(late="" if entry is None else int(bool(entry.late)), submitted_at=when.isoformat() if when else "",
+                            file=getattr(entry, "original_name", "") or "")  # fmt: skip
+            writer.writerow(line)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from helpers.grading import course, shards
 from helpers.exercises.answers import question
-from helpers.grading.feedback import summary_line
+from helpers.grading.feedback import in_notebook_order, summary_line
 from helpers.grading.judging import verdicts
 from helpers.grading.prepare import prepare
 from helpers.grading.records import NOT_SUBMITTED, Result, one_line, printable, read_results
@@ -42,17 +42,24 @@ class Outcome:
     superseded: list = field(default_factory=list)  # files a later one replaced (submissions.Entry)
     executed: dict[str, object] = field(default_factory=dict)  # path -> the notebook as it ran
     meta: dict = field(default_factory=dict)
+    entries: dict = field(default_factory=dict)  # (student, notebook) -> the submissions.Entry it came from (LMS, late, time)
+    elapsed: float = 0.0  # seconds the whole run took (what every summary line reports)
 
 
 def check_sandbox_can_start(root: Path) -> None:
     """As root, the kernels run as an unprivileged user: make sure that user can run this Python."""
     if os.geteuid() != 0:
         return
-    probe = subprocess.run(
-        [sys.executable, "-c", "import helpers.exercises.answers, ipykernel"],
-        user=SANDBOX_UID, group=SANDBOX_GID, extra_groups=[], cwd=root, capture_output=True, text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(root), "PYTHONSAFEPATH": "1"},
-    )  # fmt: skip
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import helpers.exercises.answers, ipykernel"],
+            user=SANDBOX_UID, group=SANDBOX_GID, extra_groups=[], cwd=root, capture_output=True, text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(root), "PYTHONSAFEPATH": "1"},
+        )  # fmt: skip
+    except PermissionError as error:  # the exec itself failed: a folder on the way to this Python is closed to others
+        from helpers.grading.access import explain_denied
+
+        raise PermissionError(explain_denied(sys.executable, SANDBOX_UID, error)) from None
     if probe.returncode != 0:
         denied = one_line(probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "permission denied", 200)
         raise PermissionError(
@@ -92,7 +99,7 @@ def grade_one(sub: Submission, root: Path, settings: dict, runners: Runners, out
         if run.summary.get("protections"):
             outcome.meta.setdefault("sandbox", run.summary["protections"])
         sources = [c.get("source", "") for c in sub.nb.cells if c.get("cell_type") == "code"]
-        return verdicts(sub, exercises, run, settings["seed"], sources)
+        return in_notebook_order(verdicts(sub, exercises, run, settings["seed"], sources), nb)
     except BaseException as error:  # noqa: BLE001 - one submission, one row, whatever it holds
         if isinstance(error, KeyboardInterrupt):
             raise
@@ -125,6 +132,8 @@ def grade_class(
     roster: list | None = None,
     keep_executed: bool = False,
     skip: bool = True,
+    student: str | None = None,
+    groups: list | None = None,
 ) -> Outcome:
     """Grade every notebook under `paths` (one per student and notebook: the latest file).
 
@@ -133,7 +142,8 @@ def grade_class(
     (roster.Student list) adds a "not submitted" row per student with no notebook; `results_file` gets
     one JSON line per notebook as it finishes, and with `resume` the notebooks already in it are not
     graded again; `keep_executed` keeps each notebook as it ran (for feedback); `skip` leaves out the
-    cells tagged `grader-skip`. Raises FileNotFoundError for a missing path, ValueError when no
+    cells tagged `grader-skip`; `student` names the student of loose notebooks and `groups` (Canvas's group
+    export) credits every group member (see `submissions.find_class`). Raises FileNotFoundError for a missing path, ValueError when no
     notebook is found or an argument is out of range, PermissionError when the sandbox user cannot
     run this Python (root only).
     """
@@ -143,7 +153,7 @@ def grade_class(
 
     out = out or sys.stdout
     _check_options(timeout, notebook_timeout, workers, resume, results_file)
-    found, superseded = find_class(paths)
+    found, superseded = find_class(paths, student, groups)
     if shard is not None:
         found = [s for s in found if s.entry in shards.shard([s.entry for s in found], *shard)]
     if not found and not roster:
@@ -162,9 +172,11 @@ def grade_class(
         "seed": secrets.randbits(63) if seed is None else int(seed),
         "threads": max(1, min(2, (os.cpu_count() or 1) // workers)),  # never more kernels' threads than cores
     }  # fmt: skip
-    print(f"Grading {len(distinct)} notebook(s) with {workers} worker(s) of {settings['threads']} thread(s), at most {timeout:g} s "
-          f"per cell and {notebook_timeout:g} s per notebook" + (f"; {len(subs) - len(todo)} already graded" if done else "") + ".", file=out, flush=True)  # fmt: skip
-    outcome = Outcome([], {}, superseded, meta=meta)
+    already = len({str(s.path) for s in subs}) - len(distinct)
+    print(f"Grading {len(distinct) + already} notebook(s)" + (f": {already} already graded, {len(distinct)} to run" if done else "")
+          + f", with {workers} worker(s) of {settings['threads']} thread(s), at most {timeout:g} s per cell and {notebook_timeout:g} s per notebook.",
+          file=out, flush=True)  # fmt: skip
+    outcome = Outcome([], {}, superseded, meta=meta, entries={(s.student, s.notebook): s.entry for s in subs})
     graded: dict[str, list[Result]] = {str(s.path): done[(str(s.path), s.sha256)]["rows"] for s in subs if (str(s.path), s.sha256) in done}
     lock, runners = threading.Lock(), Runners()
     started = time.monotonic()
@@ -205,7 +217,8 @@ def grade_class(
         outcome.results += [Result(**{**asdict(r), "student": s.student}) for r in graded.get(str(s.path), [])]
     for student in missing_students(roster or [], [s.entry for s in subs]):
         outcome.results.append(Result(student.id, "-", "-", False, NOT_SUBMITTED, "", ""))
-    print(summary_line(outcome.results, superseded, time.monotonic() - started, _describe(outcome.meta.get("sandbox"))), file=out, flush=True)
+    outcome.elapsed = time.monotonic() - started
+    print(summary_line(outcome.results, superseded, outcome.elapsed, _describe(outcome.meta.get("sandbox"))), file=out, flush=True)
     return outcome
 
 

@@ -20,6 +20,7 @@ class Student:
     sis_user_id: str = ""
     sis_login_id: str = ""
     section: str = ""
+    canvas_id: str = ""  # Canvas's user id, when the roster is known to give it (a Canvas export's "ID")
 
 
 ROSTER_HEADERS = {
@@ -42,7 +43,9 @@ def read_roster(path: str | Path) -> list[Student]:
     Headers are matched case-insensitively: id from "ID", "Student ID", "SID", "SIS User ID", ...; name
     from "Name", "Student", ...; email from "Email", "Email Address", ... (see `ROSTER_HEADERS`); names
     may also come as "First Name" + "Last Name". A Canvas gradebook export works as it is: its "Points
-    Possible" and muted rows are skipped, and SIS User ID, SIS Login ID and Section are kept. Raises
+    Possible" and muted rows are skipped, SIS User ID, SIS Login ID and Section are kept, and its "ID"
+    (Canvas's user id) is kept as `canvas_id`. A student with a blank id (a Gradescope student without an
+    SID) is keyed by the e-mail, else the name. Raises
     FileNotFoundError, or ValueError naming the file when it has no id column or repeats an id.
     """
     path = Path(path)
@@ -62,6 +65,9 @@ def read_roster(path: str | Path) -> list[Student]:
                 column[field_name] = at
         if "id" not in column:
             raise ValueError(f"roster {str(path)!r} must have an id column (e.g. 'ID', 'Student ID', 'SIS User ID'), got columns {header}")
+        canvas_ids = keys[:2] == ["student", "id"]  # a Canvas gradebook export: its ID is Canvas's user id
+        if "canvas user id" in keys:  # Canvas's group export: name, canvas_user_id, user_id, login_id, ...
+            column["id"], canvas_ids = keys.index("canvas user id"), True
         first = next((keys.index(k) for k in ("first name", "first", "given name") if k in keys), None)
         last = next((keys.index(k) for k in ("last name", "last", "surname", "family name") if k in keys), None)
         students, seen = [], {}
@@ -72,14 +78,16 @@ def read_roster(path: str | Path) -> list[Student]:
                 name = " ".join(p for p in (row[first].strip() if first < len(row) else "", row[last].strip() if last < len(row) else "") if p)
             if not sid and (not name or "points possible" in name.lower() or not any(c.strip() for c in row)):
                 continue  # a blank line, Canvas's "Points Possible" row, a muted-assignments row
-            if not sid:
-                raise ValueError(f"roster {str(path)!r} line {line}: every student must have an id, got none for {name!r}")
             if sid in seen:
                 raise ValueError(f"roster {str(path)!r} must list each id once, got {sid!r} on lines {seen[sid]} and {line}")
+            if not sid:  # a Gradescope student without an SID: the e-mail, else the name, is the key
+                sid = cell("email") or name
+                sid = sid if sid not in seen else f"{sid} (line {line})"
             seen[sid] = line
             students.append(
                 Student(id=sid, name=name, email=cell("email"), sis_user_id=cell("sis_user_id"),
-                        sis_login_id=cell("sis_login_id"), section=cell("section"))
+                        sis_login_id=cell("sis_login_id"), section=cell("section"),
+                        canvas_id=cell("id") if canvas_ids and cell("id").isdigit() else "")
             )  # fmt: skip
     return students
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from helpers.grading.records import one_line
+from helpers.grading.records import one_line, printable
 
 NOTEBOOK_STEM = re.compile(r"(\d\d_[A-Za-z0-9_]+)")
 
@@ -261,13 +261,14 @@ def _gradescope_entries(export: Path) -> list[Entry]:
     return entries
 
 
-def discover(paths: Iterable[str | Path]) -> list[Entry]:
+def discover(paths: Iterable[str | Path], student: str | None = None) -> list[Entry]:
     """Every notebook under `paths` (files or folders), each with its student and where it came from.
 
     A folder holding ``submission_metadata.yml`` (at any depth) is a Gradescope export; a file named the
-    Canvas way (``smithjohn_123_456_02_iou_ap_map.ipynb``) lying directly in a folder you name is a Canvas
-    download; any other notebook belongs to the first folder below the one named (``folder/alice/x.ipynb``
-    is alice's), or to that folder itself when it lies directly in it. Hidden files and folders
+    Canvas way (``smithjohn_123_456_02_iou_ap_map.ipynb``) is from a Canvas download, at any depth (a
+    folder above the unzipped download works too: see `_canvas_folders`); any other notebook belongs to
+    the first folder below the one named (``folder/alice/x.ipynb`` is alice's), or to that folder itself
+    when it lies directly in it (to `student` when given, e.g. "solutions (reference)"). Hidden files and folders
     (``.ipynb_checkpoints``) and ``__MACOSX`` are skipped. Raises TypeError for a lone string (give a list)
     and FileNotFoundError for a path that does not exist.
     """
@@ -295,7 +296,7 @@ def discover(paths: Iterable[str | Path]) -> list[Entry]:
             if parts:
                 add(_canvas_entry(path, parts))
             else:
-                add(_folder_entry(path, path.parent.name, path.parent))
+                add(_folder_entry(path, student or path.parent.name, path.parent))
             continue
         exports = sorted(
             meta.parent for meta in path.rglob(GRADESCOPE_METADATA) if not _hidden(meta.relative_to(path).parts[:-1])
@@ -303,16 +304,31 @@ def discover(paths: Iterable[str | Path]) -> list[Entry]:
         for export in exports:
             for entry in _gradescope_entries(export):
                 add(entry)
-        for nb in sorted(path.rglob("*.ipynb")):
+        notebooks = [
+            nb for nb in sorted(path.rglob("*.ipynb"))
+            if not _hidden(nb.relative_to(path).parts) and nb.is_file() and not any(export in nb.parents for export in exports)
+        ]  # fmt: skip
+        flat_downloads = _canvas_folders(notebooks, path)
+        for nb in notebooks:
             rel = nb.relative_to(path)
-            if _hidden(rel.parts) or not nb.is_file() or any(export in nb.parents for export in exports):
-                continue
-            parts = parse_canvas_name(nb.name) if len(rel.parts) == 1 else None
+            parts = parse_canvas_name(nb.name) if nb.parent in flat_downloads else None
             if parts:
                 add(_canvas_entry(nb, parts))
+            elif student is not None and len(rel.parts) == 1:
+                add(_folder_entry(nb, student, path))
             else:
                 add(_folder_entry(nb, rel.parts[0] if len(rel.parts) > 1 else path.name, path))
     return entries
+
+
+def _canvas_folders(notebooks: list[Path], top: Path) -> set[Path]:
+    """The folders (at any depth under `top`) that are an unzipped Canvas download: the folder named
+    itself when a notebook directly in it is named the Canvas way, and any folder below whose notebooks
+    are all named the Canvas way (so `alice/x_1_2_y.ipynb` beside `alice/hw.ipynb` stays alice's)."""
+    by_folder: dict[Path, list[bool]] = {}
+    for nb in notebooks:
+        by_folder.setdefault(nb.parent, []).append(parse_canvas_name(nb.name) is not None)
+    return {folder for folder, named in by_folder.items() if (folder == top and any(named)) or all(named)}
 
 
 def _folder_entry(nb: Path, student: str, top: Path) -> Entry:
@@ -331,6 +347,10 @@ def choose_latest(entries: Iterable[Entry]) -> tuple[list[Entry], list[Entry]]:
     the LMS dated last (Gradescope's created_at); failing that, for Canvas, the highest file id (Canvas
     numbers uploads in order, and its zips date every file at download time); failing that, the latest
     modification time. Ties go to the higher copy number, then to the path that sorts last.
+
+    Raises ValueError when one student has differently named files for one notebook in one submission
+    ("02_iou_ap_map.ipynb" and "02_final.ipynb"): which one counts is the student's to say, not a guess
+    (and it is what a folder above a class, taken for one student, looks like).
     """
     entries = list(entries)
     for entry in entries:
@@ -341,8 +361,9 @@ def choose_latest(entries: Iterable[Entry]) -> tuple[list[Entry], list[Entry]]:
         what = entry.notebook or _base_name(entry.original_name or entry.path.name).casefold()
         groups.setdefault((entry.student, what), []).append(i)
     chosen_ids = set()
-    for members in groups.values():
+    for (student, what), members in groups.items():
         group = [entries[i] for i in members]
+        _refuse_ambiguous(student, what, group)
         if all(e.submitted_at is not None for e in group):
             when = [_as_utc(e.submitted_at).timestamp() for e in group]
         elif all(e.source == "canvas" and e.file_id.isdigit() for e in group):
@@ -380,13 +401,36 @@ class Submission:
     entry: object = field(default=None, repr=False)  # the Entry it came from (LMS, name, time)
 
 
-def find_class(paths: list[str | Path]) -> tuple[list[Submission], list[Entry]]:
+def _refuse_ambiguous(student: str, what: str, group: list[Entry]) -> None:
+    """Raise ValueError when `group` (one student's files for one notebook) holds differently named files
+    of one submission; copies of one name ("x.ipynb", "x-1.ipynb", "x (1).ipynb") and Gradescope's
+    separate submissions are fine (the latest counts)."""
+    names = sorted({_base_name(e.original_name or e.path.name) for e in group})
+    submissions = {e.file_id if e.source == "gradescope" else "" for e in group}
+    if len(names) < 2 or (group[0].source == "gradescope" and len(submissions) == len(group)):
+        return
+    files = ", ".join(printable(str(e.path)) for e in group[:4]) + (" ..." if len(group) > 4 else "")
+    raise ValueError(
+        f"student {printable(student)!r} has {len(group)} differently named files for notebook {printable(what)!r} "
+        f"({files}), and the grader will not guess which one counts: keep one of them, or, if this is a whole "
+        "class, point the grader at the folder that holds one folder per student (or at the unzipped Canvas download)"
+    )
+
+
+def find_class(paths: list[str | Path], student: str | None = None, groups: list | None = None) -> tuple[list[Submission], list[Entry]]:
     """The notebooks to grade under `paths`, one per student and notebook, and the files they superseded.
 
     When a student handed in several files for one notebook, the latest counts (`choose_latest`).
-    Raises FileNotFoundError.
+    `student` names the student of loose notebooks (see `discover`); `groups` (Canvas's group export, from
+    `canvas.read_groups`) gives each member of a group the file Canvas filed under one of them.
+    Raises FileNotFoundError, or ValueError for an ambiguous student (see `choose_latest`).
     """
-    chosen, superseded = choose_latest(discover(paths))
+    entries = discover(paths, student)
+    if groups:
+        from helpers.grading.canvas import credit_groups
+
+        entries = credit_groups(entries, groups)
+    chosen, superseded = choose_latest(entries)
     return [Submission(student=e.student, path=e.path, entry=e) for e in chosen], superseded
 
 
