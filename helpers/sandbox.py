@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import signal
 import stat
 import subprocess
@@ -163,15 +164,22 @@ def read_file_from_sandbox(folder: str | Path, relative: str, max_bytes: int) ->
 
 def kernel_transport(folder: str | Path) -> dict[str, str]:
     """How a kernel in the sandbox at `folder` and the grader's client should talk: ZMQ over Unix
-    sockets in the folder (`ipc`), so the kernel needs no network at all.
+    sockets (`ipc`), so the kernel needs no network at all.
 
-    Give it to jupyter_client: `KernelManager(transport=t["transport"], ip=t["ip"],
-    connection_file=...)`; its sockets are `ip-1` .. `ip-5`. Raises ValueError when the folder's path
-    is too long for a Unix socket.
+    The sockets go in a new sub-folder of `folder` with a random name (owned like `folder`, 0700):
+    where no namespace hides the folder, Landlock still keeps other sandboxes from listing it, so they
+    cannot find a socket to connect to (Landlock does not govern connecting to a Unix socket).
+    Give the result to jupyter_client: `KernelManager(transport=t["transport"], ip=t["ip"])`; the
+    sockets are `ip-1` .. `ip-5`. Raises ValueError when the path is too long for a Unix socket.
     """
-    ip = os.path.join(os.path.realpath(folder), "kernel")
+    sockets = os.path.join(os.path.realpath(folder), secrets.token_hex(8))
+    ip = os.path.join(sockets, "k")
     if len(ip) + 4 > SOCKET_PATH_MAX:
-        raise ValueError(f"folder must have a path of at most {SOCKET_PATH_MAX - 11} characters for the kernel's sockets, got {folder!s}")
+        raise ValueError(f"folder must have a path of at most {SOCKET_PATH_MAX - 27} characters for the kernel's sockets, got {folder!s}")
+    os.mkdir(sockets, 0o700)
+    owner = os.stat(folder)
+    if os.geteuid() == 0:
+        os.chown(sockets, owner.st_uid, owner.st_gid)
     return {"transport": "ipc", "ip": ip}
 
 
@@ -287,6 +295,7 @@ def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroup
             os.setgroups([])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it: a runner killed outright takes the command
         if abi:
             write = [folder, "/dev/null"] + (["/dev/shm", "/tmp"] if shm else [])  # private tmpfs, gone after
             landlock_confine(read=read + ["/dev"], write=write, abi=abi, deny_tcp=deny_tcp)

@@ -221,6 +221,16 @@ def test_the_grader_talks_to_a_sandboxed_kernel_over_ipc_sockets(root):
     assert json.loads(output.strip().splitlines()[-1])["returncode"] == 0
 
 
+def test_kernel_sockets_are_in_a_random_sub_folder_the_folder_owner_owns(root):
+    box = Box(root, "kernel")
+    first, second = sandbox.kernel_transport(box.folder), sandbox.kernel_transport(box.folder)
+    sockets = Path(first["ip"]).parent
+    assert first["transport"] == "ipc" and sockets.parent == box.folder.resolve() and first["ip"] != second["ip"]
+    assert len(sockets.name) == 16 and sockets.stat().st_uid == box.folder.stat().st_uid and sockets.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(ValueError, match="folder must have a path of at most"):
+        sandbox.kernel_transport(box.folder / ("x" * 100))
+
+
 # --------------------------------------------------------------------------------------------
 # Classmates and shared storage
 # --------------------------------------------------------------------------------------------
@@ -230,10 +240,19 @@ os.makedirs("answers", exist_ok=True)
 open("answers/box_iou.json", "w").write("honest work")
 attempt("own /dev/shm", lambda: open("/dev/shm/answers.json", "w").write("honest work"))
 attempt("own /tmp", lambda: open("/tmp/answers.json", "w").write("honest work"))
+kernel = socket.socket(socket.AF_UNIX)
+kernel.bind("k-1")  # a kernel socket at a name the snooper can guess
+kernel.listen()
+kernel.settimeout(0.1)
 open("ready", "w").write(str(os.getpid()))
 while not os.path.exists("stop"):
     time.sleep(0.05)
 report["answers intact"] = open("answers/box_iou.json").read() == "honest work"
+try:
+    kernel.accept()
+    report["strangers"] = 1
+except OSError:
+    report["strangers"] = 0
 done()
 """
 
@@ -253,7 +272,18 @@ attempt("see the classmate's process", lambda: open(f"/proc/{pid}/cmdline").read
 attempt("signal the classmate", lambda: os.kill(pid, 9))
 attempt("read the classmate's memory", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
 attempt("the classmate's cwd", lambda: os.listdir(f"/proc/{pid}/cwd"))
+attempt("list a classmate's folder", lambda: os.listdir(folder))
+attempt("connect to a classmate's kernel socket", lambda: socket.socket(socket.AF_UNIX).connect(os.path.join(folder, "k-1")))
 attempt("kill(-1)", lambda: os.kill(-1, 9))
+def uncover():  # a user namespace of its own, then unmount what hides the classmates
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x10000000 | 0x00020000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    for cover in ("/tmp", os.path.dirname(folder)):
+        libc.umount2(cover.encode(), 2)
+    return os.stat(target).st_size
+attempt("unmount the cover, then stat", uncover)
 done()
 """
 
@@ -267,8 +297,9 @@ def test_a_kernel_cannot_see_touch_or_signal_a_classmate(root, mode):
     honest.tell("stop")
     _, honest_report, honest_output = honest.finish()
     assert honest_report["answers intact"] is True, honest_output  # alive after kill(-1), its answers untouched
-    stat_attacks = ("stat a classmate's file", "stat a classmate's folder")
-    seen = ("read /dev/shm", "read /tmp", "see the classmate's process", "kill(-1)", "list the grading root")
+    stat_attacks = ("stat a classmate's file", "stat a classmate's folder", "unmount the cover, then stat")
+    seen = ("read /dev/shm", "read /tmp", "see the classmate's process", "kill(-1)", "list the grading root",
+            "connect to a classmate's kernel socket")  # fmt: skip
     others = [k for k in report if k not in stat_attacks + seen]
     assert all(denied(report[k]) for k in others), output
     assert denied(report["read /dev/shm"]) and denied(report["read /tmp"]), output
@@ -276,11 +307,14 @@ def test_a_kernel_cannot_see_touch_or_signal_a_classmate(root, mode):
         assert all(report[k] == "denied (2)" for k in stat_attacks), output  # not there at all
         assert summary["protections"]["classmates"] == "namespace"
         assert report["list the grading root"] in ("allowed: ['snooper']", "denied (13)"), output  # itself at most
+        assert denied(report["connect to a classmate's kernel socket"]) and honest_report["strangers"] == 0, output
         assert honest_report["own /dev/shm"] == honest_report["own /tmp"] == "allowed: 11", honest_output
         if ROOT:
             assert denied(report["see the classmate's process"]), output  # hidepid: invisible
     else:
         assert summary["protections"]["classmates"] == "landlock (stat works)" and denied(report["list the grading root"])
+        # Landlock does not govern connecting to a Unix socket by path: hence kernel_transport's unlistable,
+        # random sub-folder (its listing is denied above), tested in test_kernel_sockets_are_in_a_random_sub_folder_...
         assert denied(honest_report["own /dev/shm"]), honest_output
 
 
