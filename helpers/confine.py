@@ -269,6 +269,15 @@ class Cgroups:
             found.append("processes")
         return found
 
+    def memory_peak(self) -> int | None:
+        """The most memory the tree held at once, in bytes (None without a memory cgroup)."""
+        for file in ("memory.max_usage_in_bytes", "memory.peak"):
+            try:
+                return int((self.dirs["memory"] / file).read_text())
+            except (OSError, KeyError, ValueError):
+                continue
+        return None
+
     def remove(self) -> None:
         for folder in self.dirs.values():
             for _ in range(50):

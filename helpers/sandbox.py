@@ -25,10 +25,12 @@ This is the small process the grader starts once per notebook (one notebook, one
   (watched every second), and kills the whole tree at the wall-clock `--limit`.
 
 It prints one JSON line at the end: `{"returncode": int|null, "timed_out": bool, "seconds": float,
-"landlock": int, "signal": int|null, "cap": str|null, "caps_hit": [str], "protections": {...}}`.
+"landlock": int, "signal": int|null, "cap": str|null, "caps_hit": [str], "memory_peak": int|null,
+"protections": {...}}`.
 `signal` is the signal that ended the command; `cap` names the cap that ended it ("time", "memory",
-"disk", "file size"); `caps_hit` every cap it ran into ("processes" when a fork was refused);
-`protections` what applied (see `protections()`).
+"disk", "file size"); `caps_hit` every cap it ran into ("processes" when a fork was refused, "file
+size" when a file reached it); `memory_peak` the most bytes the tree held at once (from the memory
+cgroup); `protections` what applied (see `protections()`).
 """
 
 from __future__ import annotations
@@ -347,7 +349,7 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
         returncode, timed_out, cap = _watch(child, started + limit, folder, disk)
     finally:
         kill_tree(os.getpid())
-        hits = cgroups.hits()
+        hits, peak = cgroups.hits(), cgroups.memory_peak()
         cgroups.remove()
     if returncode is None:
         returncode = child.poll()
@@ -359,7 +361,7 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     if folder_usage(folder)[1] >= disk:  # Python ignores SIGXFSZ: its writes fail with EFBIG instead
         hits.append("file size")
     summary = {"returncode": returncode, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 3), "landlock": abi}
-    summary |= {"signal": ended_by, "cap": cap, "caps_hit": sorted(set(hits + ([cap] if cap else [])))}
+    summary |= {"signal": ended_by, "cap": cap, "caps_hit": sorted(set(hits + ([cap] if cap else []))), "memory_peak": peak}
     summary["protections"] = _protections(applied, abi, uid, cgroups, deny_tcp, shm)
     return summary
 

@@ -161,3 +161,47 @@ def test_the_runner_takes_its_tree_down_when_it_is_stopped(tmp_path):
     runner.terminate()  # what the grader does when it is stopped (and what PDEATHSIG does if it is killed)
     runner.wait(timeout=30)
     assert processes_with(marker) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a sandbox's files back, as the grader does
+# --------------------------------------------------------------------------------------------
+
+
+def test_read_file_from_sandbox_reads_a_plain_file_up_to_its_cap(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "answer.json").write_bytes(b"12345")
+    assert sandbox.read_file_from_sandbox(tmp_path, "sub/answer.json", 5) == b"12345"
+    with pytest.raises(OSError, match="more than 4 bytes"):
+        sandbox.read_file_from_sandbox(tmp_path, "sub/answer.json", 4)
+
+
+def test_read_file_from_sandbox_follows_no_link_anywhere_on_the_path(tmp_path):
+    secret = tmp_path / "outside"
+    secret.mkdir()
+    (secret / "grades.csv").write_text("the grader's records")
+    folder = tmp_path / "box"
+    folder.mkdir()
+    (folder / "file-link").symlink_to(secret / "grades.csv")
+    (folder / "dir-link").symlink_to(secret)
+    os.link(secret / "grades.csv", folder / "hard-link")
+    os.mkfifo(folder / "fifo")
+    for relative in ("file-link", "dir-link/grades.csv", "hard-link", "fifo"):
+        with pytest.raises(OSError):
+            sandbox.read_file_from_sandbox(folder, relative, 1000)
+
+
+@pytest.mark.parametrize("relative", ["../outside", "/etc/passwd", "", "a//b", "./a"])
+def test_read_file_from_sandbox_refuses_a_path_that_is_not_plainly_inside(tmp_path, relative):
+    with pytest.raises(ValueError, match="relative must be a plain relative path"):
+        sandbox.read_file_from_sandbox(tmp_path, relative, 10)
+
+
+def test_the_command_line_keeps_its_old_form_and_adds_caps_with_defaults(tmp_path):
+    argv = sandbox.command_line(tmp_path, 30, uid=65534, memory=1 << 30, processes=64, read=["/opt/x"], no_namespaces=True)
+    assert argv[1:3] == ["-m", "helpers.sandbox"] and argv[-1] == "--"
+    assert argv[argv.index("--memory") + 1] == str(1 << 30) and argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "65534"
+    assert "--no-namespaces" in argv and argv[argv.index("--read") + 1] == "/opt/x"
+    assert sandbox._bytes("4G") == 4 << 30 and sandbox._bytes("512M") == 512 << 20 and sandbox._bytes("1000") == 1000
+    with pytest.raises(Exception, match="expected a number of bytes"):
+        sandbox._bytes("lots")
