@@ -53,6 +53,8 @@ ATTACKS = {
     "a default argument": ("def box_iou(a, b, f=torchvision.ops.box_iou):\n    return f(a, b)", "library", "cell 2 line 1"),
     "a global statement": ("def setup():\n    global box_iou\n    box_iou = torchvision.ops.box_iou\n\nsetup()", "library", "cell 2 line 3"),
     "a walrus": ("(box_iou := torchvision.ops.box_iou)", "library", "cell 2 line 1"),
+    "a walrus in an if": ("if (box_iou := torchvision.ops.box_iou):\n    pass", "library", "cell 2 line 1"),
+    "a conditional definition": ("if True:\n    def box_iou(a, b):\n        return boxes.box_iou(a, b)", "library", "cell 2 line 3"),
     "inside %%capture": ("%%capture\ndef box_iou(a, b):\n    return torchvision.ops.box_iou(a, b)", "library", "cell 2 line 3"),
     "the reference": ("def box_iou(a, b):\n    return ex.box_iou.reference(a, b)", "dynamic", "`.reference`"),
     "an exercise-module function": ("def box_iou(a, b):\n    return ex.boxes.box_iou(a, b)", "dynamic", "the exercises object `ex`"),

@@ -1,29 +1,23 @@
 """The grader's source check: does an answer call the library function it was meant to replace?
 
-The grader reads a notebook's code cells as source (with `ast`), never running them:
+The grader reads a notebook's code cells as source (with `ast`), never running them.
+`scan(sources, exercise)` finds the statements that define the answer (`def box_iou(...)`,
+`box_iou = ...`, an import of the name, a `global box_iou` in a function) and, transitively, those
+of the notebook's global names they read. In them, a reference to one of `exercise.library`
+(dotted names, resolved through the notebook's imports and aliases, `getattr` with a literal and
+`functools.partial`; the same object under another path counts) is `Finding("library", ...)`, and
+dynamic code (`exec`, `eval`, `compile`, `getattr` with a computed name, `importlib`,
+`__import__`, `types.FunctionType`, `inspect`, `globals()`, `__dict__`, `sys.modules`, the
+exercises object `ex`, `.reference` / `.expected`) is `Finding("dynamic", "needs review: ...")`.
+Anywhere in the notebook, code that can bind names unseen (`exec`, `globals()[...] = `,
+`setattr`, `sys.modules[...]`, most IPython magics), and a cell too deep or large to read, is a
+"dynamic" finding for every exercise. Cell N is the notebook's Nth code cell, from 1 (markdown
+cells not counted); lines count from 1 within the cell.
 
-- `scan(sources, exercise)` finds the statements that define the answer (`def box_iou(...)`,
-  `box_iou = ...`, an import of the name, a `global box_iou` inside a function), and, transitively,
-  those of the notebook's global names they read (helper functions, aliases, constants). In them:
-  - a reference to one of `exercise.library` (dotted names), through the notebook's imports and
-    aliases (`import torchvision.ops as ops`, `from helpers import boxes`, `f = torchvision.ops`,
-    `getattr(ops, "box_iou")`, `functools.partial(ops.box_iou)`), gives `Finding("library", ...)`;
-    a name matches a listed one when it is the same string or names the same object (so
-    `torchvision.ops.boxes.box_iou` matches `torchvision.ops.box_iou`);
-  - dynamic code (`exec`, `eval`, `compile`, `getattr` with a computed name, `importlib`,
-    `__import__`, `types.FunctionType`, `inspect`, `globals()`, `vars()`, `__dict__`,
-    `sys.modules`, the exercises object `ex`, `.reference` / `.expected` / `.solution_source`)
-    gives `Finding("dynamic", "needs review: ...")`.
-  Anywhere in the notebook, code that can bind names unseen (`exec`, `eval`, `compile`,
-  `globals()`, `vars()`, `setattr`, `sys.modules[...]`, `__dict__`, `builtins`, most IPython
-  magics) is a "dynamic" finding for every exercise, as is a cell too deep or large to read.
-  Cells are numbered as the Nth code cell of the notebook, from 1 (markdown cells not counted);
-  lines from 1 within the cell.
-- `tripwire_source(exercises)`: Python source to run in the graded kernel after the notebook and
-  before the grader's questions: it swaps the listed functions for wrappers that note each call.
-- `accepted(finding, accept_list)`: has the instructor accepted a "needs review" finding?
-
-It never raises on any source: unreadable input becomes a finding. Each cell is parsed once per
+`tripwire_source(exercises)` is Python source to run in the graded kernel after the notebook and
+before the grader's questions: it swaps the listed functions for wrappers that note each call.
+`accepted(finding, accept_list)`: has the instructor accepted a "needs review" finding? `scan`
+never raises on any source: unreadable input becomes a finding. Each cell is parsed once per
 `sources` list (cached), and each statement is analysed at most once: time is linear in the size.
 """
 
@@ -64,6 +58,8 @@ _HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "pwd",
 _CELL_MAGICS_WITH_PYTHON = {"time", "timeit", "capture", "prun"}
 #: Roots whose objects the grader may look up (already imported, never imported for a student's name).
 _LOOKUP_ROOTS = {"torch", "torchvision", "helpers", "numpy"}
+#: Statements whose bodies run at the top level too (conditionally).
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith, getattr(ast, "Match", ast.If))
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ class _Analysis:
 
 @dataclass
 class _Notebook:
-    statements: list[_Statement] = field(default_factory=list)
+    count: int = 0  # top-level statements read so far
     bindings: dict[str, list[_Binding]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     star_imports: list[tuple[str, _Statement]] = field(default_factory=list)
@@ -131,7 +127,7 @@ _CACHE: dict = {}
 
 
 def _notebook(sources: list[str]) -> _Notebook:
-    key = tuple(s if isinstance(s, str) else repr(type(s)) for s in sources)
+    key = tuple(s if isinstance(s, str) else "" for s in sources)
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = _read_notebook(list(key))
@@ -175,15 +171,12 @@ def _parse(source: str) -> tuple[ast.Module | None, int, bool]:
 
 
 def _read_cell(book: _Notebook, number: int, source: str) -> None:
-    if not isinstance(source, str):
-        return
     tree, offset, plain = _parse(source)
     if tree is None:
         return
     lines, walrus = source.splitlines(), ":=" in source
     for node, conditional in _global_statements(tree):
-        statement = _Statement(number, node, lines, offset, len(book.statements))
-        book.statements.append(statement)
+        statement, book.count = _Statement(number, node, lines, offset, book.count), book.count + 1
         _record_bindings(book, statement, conditional, walrus)
     if plain and not any(word in source for word in (*_BINDER_WORDS, *book.binder_aliases)):
         return  # no word that could bind a name unseen: skip the walk
@@ -207,9 +200,7 @@ def _global_statements(tree: ast.Module):
     while todo:
         node, conditional = todo.pop()
         yield node, conditional
-        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith)) or (
-            sys.version_info >= (3, 10) and isinstance(node, ast.Match)
-        ):
+        if isinstance(node, _COMPOUND):
             bodies = [getattr(node, name, []) for name in ("body", "orelse", "finalbody")]
             bodies += [h.body for h in getattr(node, "handlers", [])] + [c.body for c in getattr(node, "cases", [])]
             for body in reversed(bodies):
@@ -246,11 +237,15 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, 
             _alias(book, alias.asname or alias.name, dotted)
             add(alias.asname or alias.name, dotted)
         return
-    if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith)) or type(node).__name__ == "Match":
+    if walrus:
+        for sub in _walk_same_scope(node):  # (name := ...) at the top level binds a global
+            if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                add(sub.target.id)
+    if isinstance(node, _COMPOUND):  # the bodies are statements of their own
         targets = [getattr(node, "target", None)] + [item.optional_vars for item in getattr(node, "items", [])]
         for name in _stored_names(targets):
             add(name)
-        return  # the bodies are statements of their own
+        return
     for name in _stored_names(_targets(node)):
         add(name)
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -259,10 +254,6 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, 
             _alias(book, node.targets[0].id, dotted)
         else:
             book.aliases.pop(node.targets[0].id, None)
-    if walrus:
-        for sub in _walk_same_scope(node):  # (name := ...) at the top level binds a global
-            if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
-                add(sub.target.id)
 
 
 def _alias(book: _Notebook, name: str, dotted: str) -> None:
@@ -404,19 +395,15 @@ def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
         return statement.analysed
     node, result = statement.node, _Analysis()
     local = _local_names(node)
-    local_aliases: dict[str, str] = {}
-    for sub in ast.walk(node):  # `o = torchvision.ops` inside a function
-        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
-                and sub.targets[0].id in local:
+    local_aliases: dict[str, str] = {}  # `o = torchvision.ops` inside a function
+    inner = set()  # chain nodes inside a longer chain: their prefixes are checked with it
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) or _is_literal_getattr(sub):
+            inner.add(id(sub.value if isinstance(sub, ast.Attribute) else sub.args[0]))
+        elif isinstance(sub, ast.Assign) and len(sub.targets) == 1 and getattr(sub.targets[0], "id", None) in local:
             dotted = _resolve(sub.value, aliases, local, local_aliases)
             if dotted:
                 local_aliases[sub.targets[0].id] = dotted
-    inner = set()  # chain nodes inside a longer chain: their prefixes are checked with it
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute):
-            inner.add(id(sub.value))
-        elif _is_literal_getattr(sub):
-            inner.add(id(sub.args[0]))
     for sub in ast.walk(node):
         line = getattr(sub, "lineno", node.lineno)
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in local:
@@ -432,14 +419,14 @@ def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
             dotted = _resolve(sub, aliases, local, local_aliases)
             if dotted:
                 result.chains.append((dotted, line))
-                reason = _dynamic_chain(dotted, sub)
+                reason = _dynamic_chain(dotted)
                 if reason:
                     result.dynamic.append((reason, line))
     statement.analysed = result
     return result
 
 
-def _dynamic_chain(dotted: str, node) -> str | None:
+def _dynamic_chain(dotted: str) -> str | None:
     if dotted == "ex" or dotted.startswith("ex."):
         return "the exercises object `ex`"
     for prefix in _DYNAMIC_MODULES:
@@ -493,8 +480,8 @@ def scan(sources: list[str], exercise) -> list[Finding]:
     """
     try:
         return _scan(_notebook(sources), exercise.name, tuple(getattr(exercise, "library", ()) or ()))
-    except (RecursionError, MemoryError) as error:
-        return [Finding("dynamic", f"needs review: the notebook could not be read ({type(error).__name__})")]
+    except Exception as error:  # noqa: BLE001 - RecursionError, MemoryError, or a bug here: never the grader's crash
+        return [Finding("dynamic", f"needs review: the source check could not read the notebook ({type(error).__name__})")]
 
 
 def scan_all(sources: list[str], exercises) -> dict[str, list[Finding]]:
@@ -511,7 +498,7 @@ def _scan(book: _Notebook, name: str, library: tuple[str, ...]) -> list[Finding]
         if statement.order > first_live and matcher.match(f"{module}.{name}"):
             findings.append(Finding("library", _library(f"{module}.{name}", statement.cell, statement.node.lineno + statement.line_offset)))
     todo = [(b, True) for b in live]
-    seen, nodes = set(), 0
+    seen = set()
     while todo:
         binding, is_answer = todo.pop()
         statement = binding.statement
@@ -522,7 +509,6 @@ def _scan(book: _Notebook, name: str, library: tuple[str, ...]) -> list[Finding]
         if binding.imported is not None and is_answer:
             findings.append(_imported(binding.imported, statement, offset, matcher))
         analysis = _analyse(statement, book.aliases)
-        nodes += 1
         for dotted, line in analysis.chains:
             if matcher.match(dotted):
                 findings.append(Finding("library", _library(dotted, statement.cell, line + offset)))
