@@ -2,7 +2,7 @@
 
 - `landlock_confine(read, write, abi, deny_tcp)`: a Landlock domain for this process and its children;
 - `enter_namespaces(privileged)`, `loopback_up()`, `private_mounts(...)`: a network namespace with only
-  a loopback, and a mount namespace with a private /tmp and /dev/shm, the other sandboxes' folders
+  a loopback, an IPC namespace, and a mount namespace with a private /tmp and /dev/shm, the other sandboxes' folders
   covered, and (as root) a /proc that hides what the process may not trace;
 - `Cgroups(memory, processes)`: a memory and a pids cgroup (v1 or v2) for one sandbox's tree.
 
@@ -36,7 +36,7 @@ READ_ONLY = EXECUTE | READ_FILE | READ_DIR
 FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # the rights a rule on a file may hold
 
 # Namespaces and mounts.
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -125,9 +125,10 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def enter_namespaces(privileged: bool) -> bool:
-    """Give this process a network and a mount namespace of its own: directly as root, else inside a
-    new user namespace (where the kernel allows it). Returns whether it worked."""
-    flags = CLONE_NEWNS | CLONE_NEWNET
+    """Give this process a network, a mount and an IPC namespace (System V shared memory, semaphores,
+    message queues) of its own: directly as root, else inside a new user namespace (where the kernel
+    allows it). Returns whether it worked."""
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
     if privileged:
         return LIBC.unshare(ctypes.c_int(flags)) == 0
     uid, gid = os.getuid(), os.getgid()

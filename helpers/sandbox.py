@@ -10,8 +10,8 @@ This is the small process the grader starts once per notebook (one notebook, one
 - dies with the grader (`PR_SET_PDEATHSIG`), taking its whole tree, and is not dumpable, so the
   command can neither trace it nor take its file descriptors (`pidfd_getfd`); the command inherits no
   descriptor but 0, 1, 2 (and the grader's record descriptor, where one is passed);
-- gives the command its own network namespace with only a private loopback, and its own mount
-  namespace: a private `/tmp` and `/dev/shm` (tmpfs, gone when the sandbox ends), the grading folder
+- gives the command its own network namespace with only a private loopback, its own IPC namespace
+  (System V shared memory and message queues), and its own mount namespace: a private `/tmp` and `/dev/shm` (tmpfs, gone when the sandbox ends), the grading folder
   covered so that no other sandbox's folder can be seen (not even by `stat`), and (as root) a `/proc`
   that hides the processes the command may not trace. As root directly; otherwise inside a user
   namespace where the kernel allows one. Where neither works, Landlock denies TCP `bind`/`connect`;

@@ -329,6 +329,42 @@ def test_dev_shm_and_tmp_are_private_and_gone_after_the_run(root):
     assert not Path("/dev/shm", marker).exists() and not Path("/tmp", marker).exists()
 
 
+SYSV = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+key, flags = int(sys.argv[2]), (0o1000 | 0o666) if sys.argv[1] == "plant" else 0  # IPC_CREAT
+def get(call, *args):
+    found = call(key, *args, flags)
+    if found < 0:
+        raise OSError(ctypes.get_errno(), "System V IPC")
+    return "found"
+attempt("message queue", lambda: get(libc.msgget))
+attempt("shared memory", lambda: get(libc.shmget, ctypes.c_size_t(4096)))
+if sys.argv[1] == "plant":
+    open("ready", "w").write("")
+    while not os.path.exists("stop"):
+        time.sleep(0.05)
+done()
+"""
+
+
+def test_system_v_ipc_is_private_to_each_sandbox(root):
+    """System V message queues and shared memory outlive processes and are shared by a uid: a way to
+    pass answers, between classmates or to a later run, that Landlock does not govern."""
+    key = int.from_bytes(os.urandom(3), "big") + 1
+    planter = Box(root, "planter").start(SYSV, "plant", key)
+    planter.wait_for("ready")
+    _, report, output = Box(root, "classmate").run(SYSV, "find", key)
+    planter.tell("stop")
+    summary, planted, planter_output = planter.finish()
+    assert planted == {"message queue": "allowed: 'found'", "shared memory": "allowed: 'found'"}, planter_output
+    assert report == {"message queue": "denied (2)", "shared memory": "denied (2)"}, output
+    _, report, output = Box(root, "later").run(SYSV, "find", key)
+    assert report == {"message queue": "denied (2)", "shared memory": "denied (2)"}, output
+    ipcs = subprocess.run(["ipcs"], capture_output=True, text=True).stdout if shutil.which("ipcs") else ""
+    assert f"0x{key:08x}" not in ipcs
+
+
 # --------------------------------------------------------------------------------------------
 # What it can read, and the runner's descriptors
 # --------------------------------------------------------------------------------------------
