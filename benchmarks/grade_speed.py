@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import nbformat  # noqa: E402
 
 from helpers import grade  # noqa: E402
+from helpers.grading.course import known_notebooks  # noqa: E402
 from helpers.build import BEGIN, strip_solutions  # noqa: E402
 
 
@@ -57,7 +58,7 @@ def make_class(folder: Path, students: int) -> dict[str, str]:
         kind = ("solved", "stub", "one unsolved")[i % 3]
         name = f"student{i:03d}"
         kinds[name] = kind
-        for notebook in grade.known_notebooks():
+        for notebook in known_notebooks():
             solution = nbformat.read(ROOT / "notebooks" / "solutions" / f"{notebook}.ipynb", as_version=4)
             nb = {
                 "solved": lambda: solution,
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         outcome = grade.grade_class([folder], workers=args.workers, skip=not args.run_all, out=io.StringIO())
         seconds = time.monotonic() - started
-    notebooks = len(grade.known_notebooks())
+    notebooks = len(known_notebooks())
     right = all(expected(kind, [r for r in outcome.results if r.student == name]) for name, kind in kinds.items())
     per_notebook = sorted(outcome.seconds.items(), key=lambda kv: -kv[1])[:3]
     line = (

@@ -2,8 +2,9 @@
 
     python benchmarks/series.py [NOTEBOOK...] [--timeout S] [--json FILE] [--markdown FILE]
 
-Each notebook is copied into a temporary folder and executed there with nbclient, in a kernel of this
-very Python environment (so the committed notebook is never touched). The quality figures are what
+Each notebook is copied into a temporary folder and executed there by the course's one runner
+(`helpers.grading.runner.execute`: nbclient, a kernel of this very Python environment, a wall-clock
+limit per cell), so the committed notebook is never touched. The quality figures are what
 the notebook prints on lines of the form
 
     METRIC <name> = <value>
@@ -26,7 +27,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,40 +84,18 @@ def output_text(cell, errors: bool = False) -> str:
     return "\n".join(parts)
 
 
-def current_env_kernel():
-    """A kernel manager that starts ipykernel with this very interpreter (like nbval's --nbval-current-env)."""
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    class CurrentEnvironment(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name):
-            return KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                display_name=f"Python ({sys.executable})",
-                language="python",
-            )
-
-    return KernelManager(kernel_name="current-environment", kernel_spec_manager=CurrentEnvironment())
-
-
 def run_notebook(path: Path, timeout: float) -> Run:
     """Execute a temporary copy of the notebook at `path`; return its time, metrics and any error."""
     import nbformat
-    from nbclient import NotebookClient
+
+    from helpers.grading.runner import execute
 
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="seeing-networks-bench-") as tmp:
         shutil.copy2(path, Path(tmp) / path.name)
-        client = NotebookClient(
-            nb, km=current_env_kernel(), timeout=timeout, resources={"metadata": {"path": tmp}}, record_timing=True
-        )
-        started = time.perf_counter()
-        error = ""
-        try:
-            client.execute()
-        except Exception as failure:  # a failing cell, a timeout, a dead kernel
-            error = " ".join(f"{type(failure).__name__}: {failure}".split())[:300]
-        seconds = time.perf_counter() - started
+        run = execute(nb, tmp, timeout, record_timing=True)
+    error = " ".join(f"{run.stopped[0]}: {run.stopped[1]}".split())[:300] if run.stopped else ""
+    seconds = run.seconds
     code = [c for c in nb.cells if c.cell_type == "code"]
     metrics = [m for c in code for m in parse_metrics(output_text(c))]
     return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code))

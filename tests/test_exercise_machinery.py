@@ -100,3 +100,63 @@ def test_a_broken_reference_still_gives_a_verdict_not_a_crash():
 def test_names_must_be_identifiers():
     with pytest.raises(ValueError, match="name"):
         ValueExercise(notebook="n", name="not an identifier", expected=1, hint="h", solution="s")
+
+
+# ---- what the grader sends and what the graded kernel holds --------------------------------------
+
+
+def _all_function_exercises():
+    import importlib
+
+    from helpers.exercises.core import REGISTRY, FunctionExercise
+    from helpers.grading.course import exercise_modules
+
+    for module in exercise_modules().values():
+        importlib.import_module(module)
+    return [ex for ex in REGISTRY.values() if isinstance(ex, FunctionExercise) and ex.notebook[:2].isdigit()]
+
+
+def test_every_question_carries_its_inputs_or_else_only_its_own_seed():
+    """The grader's question holds each case's inputs as plain data; where an input is a module (a U-Net
+    block), it holds that exercise's own seed instead, which says nothing of the grader's seed."""
+    import json
+
+    from helpers.exercises.answers import _has_opaque, decode, exercise_seed, question
+
+    seeded = []
+    for exercise in _all_function_exercises():
+        asked = json.loads(question(exercise, seed=11))
+        assert asked["name"] == exercise.name
+        if "seed" in asked:
+            assert asked["seed"] == exercise_seed(11, exercise) != 11 and "cases" not in asked
+            seeded.append(exercise.id)
+            continue
+        cases = exercise.trial_cases(exercise_seed(11, exercise))
+        assert len(asked["cases"]) == len(cases)
+        for sent, case in zip(asked["cases"], cases):
+            got = decode(sent)
+            assert not _has_opaque(got), (exercise.id, case.label)
+            assert len(got["args"]) == len(case.args) and set(got["kwargs"]) == set(case.kwargs), (exercise.id, case.label)
+    assert len(seeded) < len(_all_function_exercises()) / 2, seeded  # most questions carry their inputs
+
+
+def test_the_graded_kernel_holds_no_reference_and_check_judges_nothing():
+    import subprocess
+    import sys
+
+    code = (
+        "from helpers.exercises import nb00 as ex\n"
+        "from helpers.exercises.core import Withheld, ReferenceWithheld\n"
+        "assert isinstance(ex.to_grayscale.reference, Withheld) and isinstance(ex.values_per_image.expected, Withheld)\n"
+        "assert ex.to_grayscale.solution_source == '' and ex.values_per_image.solution_source == ''\n"
+        "for attempt in (lambda: ex.to_grayscale.reference(1), lambda: float(ex.values_per_image.expected),\n"
+        "                lambda: ex.values_per_image.expected + 1, lambda: ex.to_grayscale._record(ex.to_grayscale.reference, 5)):\n"
+        "    try:\n        got = attempt()\n    except ReferenceWithheld:\n        continue\n"
+        "    assert got == {'state': 'reference'}, got\n"
+        "ex.to_grayscale.check(lambda image: image)\n"
+        "ex.values_per_image.solution()\n"
+    )
+    env = {**__import__("os").environ, "SEEING_NETWORKS_GRADING": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the grader asks for your answer" in done.stdout and "not shown while grading" in done.stdout

@@ -1,18 +1,22 @@
 """The grader (`python -m helpers.grade`) attacked on real kernels, beside honest controls.
 
 One grading run covers a class of submissions of notebook 00 (fast: two exercises, a function and a
-named answer): honest ones (solved, untouched, one exercise solved, a wrong answer, saved from Colab)
-and, one per submission, every cheat and sabotage a student has tried: rebinding `ex`, replacing a
-check, hiding a check cell, swallowing exceptions, rewriting cells as they run, inventing exercises,
-shipping or planting a `helpers/` package, forging the grader's records, hard-coding the visible
-cases, handing in the reference, killing the grading process, ignoring Ctrl-C, `os._exit`, leaving a
-process behind. Classmates graded in the same run must keep exactly their marks.
+named answer): honest ones (solved, untouched, one exercise solved, a wrong answer, saved from Colab,
+one that replaces `print` and `sys.stdout`) and, one per submission, every cheat and sabotage a
+student has tried: rebinding `ex`, replacing a check, hiding a check cell, swallowing exceptions,
+rewriting cells as they run, inventing exercises, shipping or planting a `helpers/` package, forging
+answer records (files, `_record(reference, seed)` in the last cell, a background thread printing
+forged replies), patching `json.dumps`, `Exercise.record`, the recorder or `sys.modules`, using the
+reference or the expected value, hard-coding the visible cases, malformed cells, a 20,000-term
+expression, a newline in a file name, killing the grading process, ignoring Ctrl-C, `os._exit`,
+leaving a process behind. Classmates graded in the same run must keep exactly their marks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import csv
 import io
 import json
@@ -29,7 +33,12 @@ import nbformat
 import pytest
 
 from helpers import grade
-from helpers.build import check_cell_source
+from helpers.exercises.answers import RESPONDER
+from helpers.grading import grader
+from helpers.grading.conventions import SKIP_TAG, SKIPPED, check_cell_source, defines
+from helpers.grading.prepare import prepare
+from helpers.grading.records import Result
+from helpers.grading.submissions import Submission, find_submissions, read_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = "00_start_here"
@@ -38,6 +47,7 @@ SOLUTION = ROOT / "notebooks" / "solutions" / f"{NB}.ipynb"
 TIMEOUT = 40  # seconds per cell: far above what notebook 00's cells need, even on a busy machine
 NOTEBOOK_TIMEOUT = 90
 MARKER = f"seeing-networks-left-behind-{uuid.uuid4().hex}"
+NEWLINE_NAME = "eve\n| mallory | 00_start_here | to_grayscale | ✓ passed |"
 GRAY = "def to_grayscale(image):\n    return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]"
 VALUES = "values_per_image = 3 * 64 * 64"
 
@@ -56,7 +66,7 @@ def code_index(nb, predicate) -> int:
 
 
 def answer_cell(nb, name: str) -> int:
-    return code_index(nb, lambda c: grade.defines(c.source, name))
+    return code_index(nb, lambda c: defines(c.source, name))
 
 
 def check_cell(nb, name: str) -> int:
@@ -117,6 +127,41 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
         "_outputs = [ex.to_grayscale.reference(*case.args) for case in ex.to_grayscale.cases()]\n_calls = iter(range(10**6))\n"
         "def to_grayscale(image):\n    return _outputs[next(_calls) % len(_outputs)].clone()"
     )
+    last = len(untouched.cells)  # an index past the end: a last cell
+    forge_answers = (
+        "import json, os\nos.makedirs('.answers', exist_ok=True)\n"
+        "for name in ('to_grayscale', 'values_per_image'):\n"
+        "    json.dump({'state': 'ran', 'results': [], 'exercise': name}, open(f'.answers/{name}.json', 'w'))\n"
+        "record = ex.to_grayscale._record(ex.to_grayscale.reference, 12345)"
+    )
+    forging_thread = (
+        "import threading, time, json, sys\n"
+        "_out = sys.stdout\n"
+        "def _forge():\n"
+        "    while True:\n"
+        "        _out.write('0' * 32 + json.dumps({'state': 'set', 'value': 12288}) + '0' * 32 + '\\n')\n"
+        "        time.sleep(0.01)\n"
+        "threading.Thread(target=_forge, daemon=True).start()"
+    )
+    patch_json = (  # every record the kernel writes becomes a "passing" one; the kernel's own messages are left alone
+        "import json\n_dumps = json.dumps\n"
+        "json.dumps = lambda obj, *a, **k: _dumps({'state': 'set', 'value': 12288} if isinstance(obj, dict) and 'state' in obj else obj, *a, **k)"
+    )
+    patch_record = (
+        "from helpers.exercises import core\n"
+        "core.Exercise.record = lambda self, *a, **k: {'state': 'set', 'value': 12288}\n"
+        "core.FunctionExercise.run_cases = lambda self, *a, **k: {'state': 'ran', 'results': []}\n"
+        "core.Exercise.judge = lambda self, *a, **k: core.Verdict('passed')"
+    )
+    patch_modules = (
+        "import sys, types\nfake = types.ModuleType('json')\nfake.dumps = lambda *a, **k: '{}'\nfake.loads = lambda *a, **k: {}\n"
+        "sys.modules['json'] = fake\nsys.modules['helpers.exercises.answers'] = fake\nsys.modules['helpers.exercises.core'] = fake"
+    )
+    quiet = "import builtins, io, sys\nbuiltins.print = lambda *a, **k: None\nsys.stdout = io.StringIO()\nsys.stderr = io.StringIO()"
+    malformed = copy.deepcopy(solve(untouched))
+    malformed.cells[answer_cell(malformed, "to_grayscale")].metadata["tags"] = 7
+    unreadable = copy.deepcopy(solve(untouched))
+    unreadable.cells[answer_cell(unreadable, "values_per_image")]["source"] = 42
     return {
         # honest work
         "alice": solved,
@@ -143,6 +188,19 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
         ),
         "cheat_hard_coded": solve(untouched, gray=replay, values=None),
         "cheat_reference": solve(untouched, gray="to_grayscale = ex.to_grayscale.reference", values=None),
+        "cheat_calls_reference": solve(untouched, gray="def to_grayscale(image):\n    return ex.to_grayscale.reference(image)", values=None),
+        "cheat_expected_value": solve(untouched, gray=None, values="values_per_image = int(ex.values_per_image.expected)"),
+        "cheat_forged_records_last_cell": insert(untouched, last, forge_answers),
+        "cheat_forging_thread": after_imports(untouched, forging_thread),
+        "cheat_patch_json": insert(untouched, last, patch_json),
+        "cheat_patch_record": after_imports(untouched, patch_record),
+        "cheat_patch_sys_modules": insert(untouched, last, patch_modules),
+        # honest, with an odd last cell: replacing print and sys.stdout does not lose the marks
+        "quiet": insert(solved, len(solved.cells), quiet),
+        # a notebook no reader expects: its own row, never the run
+        "odd_tags": malformed,
+        "odd_source": unreadable,
+        "deep_expression": insert(solved, len(solved.cells), "x = " + "1 + " * 20000 + "1"),
         "cheat_shadow_helpers": after_imports(untouched, "import os\nos.makedirs('helpers/exercises', exist_ok=True)\nopen('helpers/__init__.py', 'w').write('raise SystemExit')\nimport importlib; importlib.invalidate_caches()"),
         # sabotage: each solves to_grayscale before the attack and values_per_image after it
         "harm_plant_files": insert(solve(untouched), check_cell(untouched, "to_grayscale") + 1, plant),
@@ -188,12 +246,14 @@ def graded(tmp_path_factory):
     write(solve(student()), subs / "shipped" / f"{NB}.ipynb")
     (subs / "frank").mkdir()
     (subs / "frank" / f"{NB}.ipynb").write_text('{"cells": [ this is not JSON')
+    write(student(), subs / NEWLINE_NAME / f"{NB}.ipynb")  # an LMS name with a newline and a forged row in it
     bob_before = (subs / "bob" / f"{NB}.ipynb").read_bytes()
     csv_path, out = root / "grades.csv", io.StringIO()
     started = time.monotonic()
     with contextlib.redirect_stdout(out):
         status = grade.main([str(subs), "--csv", str(csv_path), "--results", str(results), "--timeout", str(TIMEOUT),
-                             "--notebook-timeout", str(NOTEBOOK_TIMEOUT), "--workers", "2"])  # fmt: skip
+                             "--notebook-timeout", str(NOTEBOOK_TIMEOUT), "--workers", "2", "--feedback", str(root / "feedback")])  # fmt: skip
+    executed = {p.parent.name: nbformat.read(p, as_version=4) for p in (root / "feedback").glob(f"*/{NB}.ipynb")}
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))
     artifacts = ROOT / "test-artifacts"
@@ -201,7 +261,7 @@ def graded(tmp_path_factory):
     (artifacts / "grading-attacks.md").write_text(out.getvalue())  # the table, for a person to read
     return {
         "status": status, "rows": rows, "text": out.getvalue(), "subs": subs, "results": results,
-        "bob_before": bob_before, "seconds": time.monotonic() - started,
+        "bob_before": bob_before, "seconds": time.monotonic() - started, "executed": executed,
     }  # fmt: skip
 
 
@@ -248,13 +308,46 @@ def test_a_corrupt_file_is_reported_and_grading_goes_on(graded):
     assert set(marks(graded, "frank").values()) == {"invalid notebook"}
 
 
+@pytest.mark.parametrize("who", ["odd_tags", "odd_source"])
+def test_a_malformed_cell_costs_only_its_own_row(graded, who):
+    rows = of(graded, who)
+    assert {r["status"] for r in rows.values()} == {"invalid notebook"}, rows
+    assert all(r["detail"] for r in rows.values())
+
+
+def test_a_deeply_nested_expression_costs_nothing_but_its_own_cell(graded):
+    assert set(marks(graded, "deep_expression").values()) <= {"passed", "invalid notebook"}, of(graded, "deep_expression")
+
+
+def test_replacing_print_and_stdout_does_not_lose_honest_marks(graded):
+    assert marks(graded, "quiet") == BOTH_PASS
+
+
+def test_a_newline_in_a_name_cannot_forge_a_row(graded):
+    assert marks(graded, NEWLINE_NAME) == {"to_grayscale": "not attempted", "values_per_image": "not attempted"}
+    assert not any(line.startswith("| mallory") for line in graded["text"].splitlines()), graded["text"][-3000:]
+    assert "eve\\n/ mallory" in graded["text"]  # printed, escaped, on the student's own line
+
 # ---- cheats ----------------------------------------------------------------------------------
 
 CHEATS = [
     "cheat_rebind_ex", "cheat_replace_check", "cheat_patch_judge", "cheat_try_except", "cheat_if_false",
     "cheat_deleted_checks", "cheat_custom_exc", "cheat_input_transformer", "cheat_invented_exercises",
-    "cheat_forged_answer_file", "cheat_shadow_helpers",
+    "cheat_forged_answer_file", "cheat_shadow_helpers", "cheat_calls_reference", "cheat_expected_value",
+    "cheat_forged_records_last_cell", "cheat_forging_thread", "cheat_patch_json", "cheat_patch_record",
+    "cheat_patch_sys_modules",
 ]  # fmt: skip
+#: What each forging cheat gets, and the words of its verdict: none of them is credit.
+FORGERIES = {
+    "cheat_forged_answer_file": ("not attempted", "not attempted"),
+    "cheat_forged_records_last_cell": ("uses the reference", "not attempted"),
+    "cheat_forging_thread": ("not attempted", "not attempted"),
+    "cheat_patch_json": ("not attempted", "not attempted"),
+    "cheat_patch_record": ("not attempted", "not attempted"),
+    "cheat_patch_sys_modules": ("not attempted", "not attempted"),
+    "cheat_expected_value": ("not attempted", "uses the reference"),
+    "cheat_calls_reference": ("uses the reference", "not attempted"),
+}
 
 
 @pytest.mark.parametrize("cheat", CHEATS)
@@ -265,6 +358,21 @@ def test_no_cheat_turns_a_stub_into_marks(graded, cheat):
         assert marks(graded, cheat) == BOTH_PASS
         return
     assert not any(r["passed"] == "1" for r in rows.values()), rows
+
+
+@pytest.mark.parametrize("cheat", sorted(FORGERIES))
+def test_a_forged_or_borrowed_answer_gets_a_verdict_that_says_why(graded, cheat):
+    gray, values = FORGERIES[cheat]
+    rows = of(graded, cheat)
+    assert (rows["to_grayscale"]["status"], rows["values_per_image"]["status"]) == (gray, values), rows
+    assert all(r["detail"] for r in rows.values()), rows
+
+
+def test_the_graded_kernel_holds_no_reference_expected_value_or_solution(graded):
+    """What a student reads of `ex.X` in the graded kernel: stand-ins that hold nothing."""
+    executed = graded["executed"]["cheat_expected_value"]
+    shown = "\n".join(json.dumps(c.get("outputs", [])) for c in executed.cells if c.cell_type == "code")
+    assert "withheld while grading" in shown or "not in the kernel while grading" in shown, shown[-2000:]
 
 
 def test_a_restored_check_cell_still_gives_the_student_feedback(graded):
@@ -280,6 +388,7 @@ def test_hard_coding_the_visible_cases_fails_the_hidden_ones(graded):
 
 def test_handing_in_the_reference_is_reported(graded):
     assert of(graded, "cheat_reference")["to_grayscale"]["status"] == "uses the reference"
+    assert of(graded, "cheat_calls_reference")["to_grayscale"]["status"] == "uses the reference"
 
 
 def test_a_shipped_helpers_folder_is_never_imported(graded):
@@ -298,23 +407,21 @@ def test_planting_files_for_others_is_refused(graded):
 
 
 def test_killing_the_grading_process_costs_only_that_notebook(graded):
-    rows = of(graded, "harm_kill_ancestors")
-    assert rows["to_grayscale"]["status"] == "passed"  # recorded before the attack
-    assert rows["values_per_image"]["status"] in {"not run", "kernel died"}, rows
+    rows = of(graded, "harm_kill_ancestors")  # the kernel may kill only itself: then every row says so
+    assert {r["status"] for r in rows.values()} in ({"passed"}, {"kernel died"}), rows
 
 
 def test_a_loop_that_ignores_interrupts_is_killed_and_blamed_on_its_cell(graded):
     rows = of(graded, "harm_ignore_interrupt")
-    assert rows["to_grayscale"]["status"] == "passed"
-    assert rows["values_per_image"]["status"] == "timed out", rows
+    assert {r["status"] for r in rows.values()} == {"timed out"}, rows
     loop_at = check_cell(student(), "to_grayscale") + 1  # where the loop was inserted
     loop_cell = [c.cell_type for c in submissions_cache(graded, "harm_ignore_interrupt").cells[: loop_at + 1]].count("code")
-    assert f"cell {loop_cell}" in rows["values_per_image"]["detail"], rows
+    assert all(f"timed out in cell {loop_cell} after" in r["detail"] and "killed" in r["detail"] for r in rows.values()), rows
 
 
 def test_os_exit_is_reported_at_once_as_a_dead_kernel_in_its_cell(graded):
     rows = of(graded, "harm_exit")
-    assert rows["to_grayscale"]["status"] == "passed"
+    assert rows["to_grayscale"]["status"] == "kernel died"
     assert rows["values_per_image"]["status"] == "kernel died", rows
     exit_cell = [c.cell_type for c in submissions_cache(graded, "harm_exit").cells[: check_cell(student(), "to_grayscale") + 2]].count("code")
     detail = rows["values_per_image"]["detail"]
@@ -395,38 +502,55 @@ def _alive(pids: list[int]) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
-def test_preparing_restores_the_course_check_cells_and_records_after_each():
+def test_preparing_restores_the_course_check_cells_and_adds_nothing_else():
     nb = _edit_check(student(), "print('✓ Correct')  # ex.{name}.check()")
     del nb.cells[check_cell(nb, "values_per_image")]
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="old")]
-    prepared, labels = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=5, module="helpers.exercises.nb00")
+    prepared, labels = prepare(nb, NB, ["to_grayscale", "values_per_image"])
     code = [c for c in prepared.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code)
+    assert len(code) == len([c for c in student().cells if c.cell_type == "code"])  # the deleted check is back; nothing is added
+    assert labels == [f"cell {n}" for n in range(1, len(code) + 1)]
+    assert not any(RESPONDER in c.source or "answers" in c.source for c in code)
     for name in ("to_grayscale", "values_per_image"):
         at = next(i for i, c in enumerate(code) if c.metadata.get("exercise", {}).get("id") == name)
         assert code[at].source == check_cell_source(name)
-        assert grade.EXPORT_MARK in code[at + 1].source and repr(name) in code[at + 1].source and "seed=5" in code[at + 1].source
-        assert labels[at + 1] == name
     restored = next(i for i, c in enumerate(code) if c.metadata.get("exercise", {}).get("id") == "values_per_image")
-    assert grade.defines(code[restored - 1].source, "values_per_image")  # re-added right after the answer
+    assert defines(code[restored - 1].source, "values_per_image")  # re-added right after the answer
+
+
+def test_preparing_is_linear_in_the_notebook_and_caps_its_size():
+    """1,000 cells of 100 names each are prepared in seconds; 4,000 cells of 200 names are refused at once."""
+    nb = student()
+    filler = "\n".join(f"name_{k} = {k}" for k in range(100))
+    nb.cells += [nbformat.v4.new_code_cell(filler, metadata={"tags": [SKIP_TAG]}) for _ in range(1000)]
+    started = time.monotonic()
+    prepared, labels = prepare(nb, NB, ["to_grayscale", "values_per_image"])
+    assert time.monotonic() - started < 30 and len(labels) > 1000
+    huge = student()
+    huge.cells += [nbformat.v4.new_code_cell("\n".join(f"name_{k} = {k}" for k in range(200))) for _ in range(4000)]
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="more than"):
+        prepare(huge, NB, ["to_grayscale", "values_per_image"])
+    assert time.monotonic() - started < 5
 
 
 def test_students_are_named_by_their_folder(tmp_path):
     write(student(), tmp_path / "class" / "alice" / "a.ipynb")
     write(student(), tmp_path / "class" / "loose.ipynb")
     write(student(), tmp_path / "class" / ".ipynb_checkpoints" / "a-checkpoint.ipynb")
-    found = {(s.student, s.path.name) for s in grade.find_submissions([tmp_path / "class"])}
+    found = {(s.student, s.path.name) for s in find_submissions([tmp_path / "class"])}
     assert found == {("alice", "a.ipynb"), ("class", "loose.ipynb")}
 
 
 def test_the_notebook_is_known_by_file_name_first_then_by_labels(tmp_path):
-    sub = grade.read_submission(grade.Submission("x", write(student(), tmp_path / "whatever.ipynb")))
+    sub = read_submission(Submission("x", write(student(), tmp_path / "whatever.ipynb")))
     assert sub.notebook == NB and not sub.problem
-    renamed = grade.read_submission(grade.Submission("x", write(student(), tmp_path / "smith_02_iou_ap_map.ipynb")))
+    renamed = read_submission(Submission("x", write(student(), tmp_path / "smith_02_iou_ap_map.ipynb")))
     assert renamed.notebook == "02_iou_ap_map"  # the labels inside do not override the name
     bad = tmp_path / "alice_00_start_here.ipynb"
     bad.write_text("")
-    assert grade.read_submission(grade.Submission("alice", bad)).problem == "invalid notebook"
+    assert read_submission(Submission("alice", bad)).problem == "invalid notebook"
 
 
 def test_missing_path_and_bad_arguments_are_refused(tmp_path, capsys):
@@ -440,32 +564,57 @@ def test_missing_path_and_bad_arguments_are_refused(tmp_path, capsys):
 
 def test_resume_skips_notebooks_already_graded(tmp_path, monkeypatch):
     path = write(student(), tmp_path / "subs" / "amy" / f"{NB}.ipynb")
-    sub = grade.read_submission(grade.Submission("amy", path))
+    sub = read_submission(Submission("amy", path))
     results = tmp_path / "results.jsonl"
-    row = grade.Result("amy", NB, "to_grayscale", True, "passed", "", str(path))
-    results.write_text(json.dumps({"path": str(path), "sha256": sub.sha256, "rows": [grade.asdict(row)]}) + "\n{}\n")
-    monkeypatch.setattr(grade, "run_notebook", lambda *a, **k: pytest.fail("a graded notebook ran again"))
+    row = Result("amy", NB, "to_grayscale", True, "passed", "", str(path))
+    results.write_text(json.dumps({"path": str(path), "sha256": sub.sha256, "rows": [dataclasses.asdict(row)]}) + "\n{}\n")
+    monkeypatch.setattr(grader, "run_graded", lambda *a, **k: pytest.fail("a graded notebook ran again"))
     rows, _, _ = grade.grade([tmp_path / "subs"], results_file=results, resume=True, out=io.StringIO())
     assert rows == [row]
 
 
 def test_csv_has_one_line_per_exercise(tmp_path):
-    results = [grade.Result("a", "nb", "x", True, "passed"), grade.Result("a", "nb", "y", False, "incorrect", "off by one")]
-    grade.write_csv(results, tmp_path / "g.csv")
+    from helpers.grading.gradebook import write_csv
+
+    results = [Result("a", "nb", "x", True, "passed"), Result("a", "nb", "y", False, "incorrect", "off by one")]
+    write_csv(results, tmp_path / "g.csv")
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
     assert [(r["exercise"], r["passed"], r["status"]) for r in rows] == [("x", "1", "passed"), ("y", "0", "incorrect")]
 
 
 def test_skipping_keeps_the_cells_a_students_own_answer_reads():
     nb = student()
-    helper = nbformat.v4.new_code_cell("WEIGHTS = (0.299, 0.587, 0.114)", metadata={"tags": [grade.SKIP_TAG]})
-    other = nbformat.v4.new_code_cell("slow = sum(range(10**9))", metadata={"tags": [grade.SKIP_TAG]})
+    helper = nbformat.v4.new_code_cell("WEIGHTS = (0.299, 0.587, 0.114)", metadata={"tags": [SKIP_TAG]})
+    other = nbformat.v4.new_code_cell("slow = sum(range(10**9))", metadata={"tags": [SKIP_TAG]})
     nb.cells[answer_cell(nb, "to_grayscale")].source = "def to_grayscale(image):\n    r, g, b = WEIGHTS\n    return r * image[0] + g * image[1] + b * image[2]"
     nb.cells.insert(answer_cell(nb, "to_grayscale"), helper)
     nb.cells.insert(answer_cell(nb, "to_grayscale"), other)
-    prepared, _ = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=1, module="helpers.exercises.nb00")
+    prepared, _ = prepare(nb, NB, ["to_grayscale", "values_per_image"])
     sources = [c.source for c in prepared.cells if c.cell_type == "code"]
     assert "WEIGHTS = (0.299, 0.587, 0.114)" in sources  # the student's answer reads it: it runs
-    assert not any("10**9" in s for s in sources) and grade.SKIPPED in sources
-    everything, _ = grade.prepare(nb, NB, ["to_grayscale", "values_per_image"], seed=1, module="helpers.exercises.nb00", skip=False)
+    assert not any("10**9" in s for s in sources) and SKIPPED in sources
+    everything, _ = prepare(nb, NB, ["to_grayscale", "values_per_image"], skip=False)
     assert any("10**9" in c.source for c in everything.cells)
+
+
+# --------------------------------------------------------------------------------------------
+# A loop that prints a dot a second and ignores Ctrl-C, beside a classmate
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_dot_printing_loop_that_ignores_interrupts_is_stopped_within_twice_the_cell_timeout(tmp_path):
+    timeout = 10
+    loop = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    print('.', end='', flush=True)\n    time.sleep(1)"
+    nb = insert(solve(student()), check_cell(student(), "to_grayscale") + 1, loop)
+    write(nb, tmp_path / "subs" / "dots" / f"{NB}.ipynb")
+    write(solve(student()), tmp_path / "subs" / "classmate" / f"{NB}.ipynb")
+    outcome = grader.grade_class([tmp_path / "subs"], timeout=timeout, workers=2, out=io.StringIO())
+    rows = {(r.student, r.exercise): r for r in outcome.results}
+    assert {rows[("classmate", e)].status for e in ("to_grayscale", "values_per_image")} == {"passed"}
+    dots = [rows[("dots", e)] for e in ("to_grayscale", "values_per_image")]
+    assert {r.status for r in dots} == {"timed out"} and all("timed out in cell" in r.detail for r in dots), dots
+    took = float(re.search(r"after (\d+) s", dots[0].detail).group(1))
+    assert took <= 2 * timeout, dots[0].detail
+    dots_seconds = outcome.seconds[str(tmp_path / "subs" / "dots" / f"{NB}.ipynb")]
+    classmate_seconds = outcome.seconds[str(tmp_path / "subs" / "classmate" / f"{NB}.ipynb")]
+    assert dots_seconds - classmate_seconds <= 2 * timeout, (dots_seconds, classmate_seconds)

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from helpers import grade
+from helpers.exercises.answers import RESPONDER
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = "00_start_here"
@@ -101,7 +102,7 @@ def test_each_student_gets_a_feedback_page_results_json_and_the_executed_noteboo
     assert all({"name", "score", "max_score", "output"} <= set(t) for t in results["tests"])
     executed = nbformat.read(folder / f"{NB}.ipynb", as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
-    assert not any(grade.EXPORT_MARK in c.source for c in code)  # the grader's own cells are left out
+    assert not any(RESPONDER in c.source for c in code)  # the grader's questions are not cells of the notebook
     assert any("Correct" in json.dumps(c.outputs) for c in code)
 
 

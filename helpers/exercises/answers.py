@@ -253,28 +253,34 @@ def start_responder(module: str, notebook: str) -> None:
     importlib.import_module(module)
     exercises = {ex.name: ex for ex in exercises_of(notebook)}
     namespace, stream, dumps, loads = _student_namespace(), sys.stdout, json.dumps, json.loads
-    write, flush = stream.write, stream.flush
+    write, flush, run_cases, encode_, decode_ = stream.write, stream.flush, FunctionExercise.run_cases, encode, decode
 
-    def answer(nonce: str, question: str) -> None:
-        """Reply to one question (JSON: {"name", "cases"?}) with `nonce + JSON record + nonce` on stdout."""
+    def answer(nonce: str, question: str, tripped=None) -> None:
+        """Reply to one question (JSON: {"name", "cases"?}) with `nonce + JSON record + nonce` on stdout;
+        with `tripped` (the tripwires' reader), the record also lists the library functions called."""
         try:
             asked = loads(question)
             exercise = exercises[asked["name"]]
             value = namespace.get(exercise.name, MISSING)
             withheld = exercise.reference if isinstance(exercise, FunctionExercise) else exercise.expected
-            if value is MISSING:
-                record = {"state": "missing"}
-            elif isinstance(value, Withheld) or (isinstance(withheld, Withheld) and withheld.uses):
+            if isinstance(value, Withheld) or (isinstance(withheld, Withheld) and withheld.uses):
                 record = {"state": "reference"}
+            elif value is MISSING:
+                record = {"state": "missing"}
             elif isinstance(exercise, FunctionExercise):
-                cases = [_case(decode(c)) for c in asked["cases"]]
-                record = exercise.run_cases(value, cases)
+                cases = exercise.trial_cases(int(asked["seed"])) if "seed" in asked else [_case(decode_(c)) for c in asked["cases"]]
+                record = run_cases(exercise, value, cases)
                 if isinstance(withheld, Withheld) and withheld.uses:
                     record = {"state": "reference"}
             else:
-                record = {"state": "set", "value": encode(value)}
+                record = {"state": "set", "value": encode_(value)}
         except BaseException as error:  # noqa: BLE001 - whatever happened, the grader hears of it
             record = {"state": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
+        if tripped is not None:
+            try:
+                record["tripped"] = [str(name) for name in tripped()][:50]
+            except Exception:  # noqa: BLE001 - tripwires undone by the student: the source check still holds
+                record["tripped"] = []
         write(nonce + dumps(record) + nonce + "\n")
         flush()
 
@@ -289,13 +295,39 @@ def _case(encoded: Any):
     return Case("", encoded["args"], encoded["kwargs"])
 
 
-def question(exercise, seed: int | None) -> str:
+def exercise_seed(seed: int, exercise) -> int:
+    """The seed of one exercise's hidden cases, derived from the grader's `seed` and the exercise's id (so
+    that what one question reveals says nothing of another's)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{exercise.id}".encode()).digest()[:7], "big")
+
+
+def question(exercise, seed: int) -> str:
     """The grader's question for one exercise (JSON): its name, and for a function the inputs to run it
-    on, the visible cases and the hidden ones drawn from `seed` now (`FunctionExercise.trial_cases`)."""
+    on, the visible cases and the hidden ones drawn now from `exercise_seed(seed, exercise)`.
+
+    Inputs that are not plain data (a module, say) cannot travel: the question then carries that one
+    exercise's seed instead, and the kernel builds the same cases (`FunctionExercise.trial_cases`).
+    """
     asked: dict = {"name": exercise.name}
     if hasattr(exercise, "trial_cases"):
-        asked["cases"] = [encode({"args": tuple(c.args), "kwargs": dict(c.kwargs)}) for c in exercise.trial_cases(seed)]
+        own = exercise_seed(seed, exercise)
+        cases = [encode({"args": tuple(c.args), "kwargs": dict(c.kwargs)}) for c in exercise.trial_cases(own)]
+        asked["cases"] = cases
+        if any(_has_opaque(decode(c)) for c in cases):
+            asked = {"name": exercise.name, "seed": own}
     return json.dumps(asked)
+
+
+def _has_opaque(value: Any) -> bool:
+    if isinstance(value, Opaque):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_opaque(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_opaque(v) for v in value.values())
+    return False
 
 
 def read_reply(text: str, nonce: str) -> dict:

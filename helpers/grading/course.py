@@ -8,6 +8,7 @@ grades too.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from functools import lru_cache
@@ -15,16 +16,21 @@ from functools import lru_cache
 
 @lru_cache(maxsize=1)
 def exercise_modules() -> dict[str, str]:
-    """{notebook: module} of every `helpers.exercises.nbNN` module (each names its `NOTEBOOK`)."""
+    """{notebook: module} of every `helpers.exercises.nbNN` module, read from the `NOTEBOOK = "..."` line
+    of its source (importing all of them would build every reference); imported where there is no source."""
     import helpers.exercises as package
 
     found = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if re.fullmatch(r"nb\d\d", info.name):
-            module = importlib.import_module(f"helpers.exercises.{info.name}")
-            notebook = getattr(module, "NOTEBOOK", None)
-            if isinstance(notebook, str):
-                found[notebook] = module.__name__
+        if not re.fullmatch(r"nb\d\d", info.name):
+            continue
+        name = f"helpers.exercises.{info.name}"
+        spec = importlib.util.find_spec(name)
+        source = spec.loader.get_source(name) if spec and spec.loader and hasattr(spec.loader, "get_source") else None
+        match = re.search(r'(?m)^NOTEBOOK\s*=\s*"([^"]+)"', source or "")
+        notebook = match.group(1) if match else getattr(importlib.import_module(name), "NOTEBOOK", None)
+        if isinstance(notebook, str):
+            found[notebook] = name
     return found
 
 

@@ -92,7 +92,7 @@ def grade_one(sub: Submission, root: Path, settings: dict, runners: Runners, out
             return [Result(sub.student, sub.notebook, name, False, "invalid notebook", detail, str(sub.path)) for name in names]
         module = course.exercise_module(sub.notebook, settings["modules"])
         run = run_graded(nb, labels, sub.notebook, module, {e.name: question(e, settings["seed"]) for e in exercises}, root,
-                         settings["timeout"], settings["notebook_timeout"], settings["threads"], runners)  # fmt: skip
+                         settings["timeout"], settings["notebook_timeout"], settings["threads"], runners, tripwires=_tripwires(exercises))  # fmt: skip
         outcome.seconds[str(sub.path)] = run.execution.seconds
         if settings["keep_executed"]:
             outcome.executed[str(sub.path)] = run.execution.nb
@@ -105,6 +105,15 @@ def grade_one(sub: Submission, root: Path, settings: dict, runners: Runners, out
             raise
         detail = one_line(f"{type(error).__name__}: {error}", 300)
         return [Result(sub.student, sub.notebook, e.name, False, "runner error", detail, str(sub.path)) for e in exercises or [type("E", (), {"name": "-"})]]
+
+
+def _tripwires(exercises) -> str:
+    """The tripwires' source for these exercises (`sourcecheck.tripwire_source`), or "" without it."""
+    try:
+        from helpers.grading.sourcecheck import tripwire_source
+    except ImportError:
+        return ""
+    return tripwire_source(exercises) if any(getattr(e, "library", ()) for e in exercises) else ""
 
 
 def _check_options(timeout, notebook_timeout, workers, resume, results_file) -> None:
@@ -195,6 +204,7 @@ def grade_class(
         root.chmod(0o711)  # the sandbox user may pass through to its own folder, and list nothing
         if any(not s.problem for s in distinct):
             check_sandbox_can_start(root)
+            outcome.meta["sandbox"] = _protections()
         previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
         try:
@@ -220,6 +230,16 @@ def grade_class(
     outcome.elapsed = time.monotonic() - started
     print(summary_line(outcome.results, superseded, outcome.elapsed, _describe(outcome.meta.get("sandbox"))), file=out, flush=True)
     return outcome
+
+
+def _protections() -> dict:
+    """What the sandboxes of this run get (`helpers.sandbox.protections`: network, classmates, memory ...)."""
+    try:
+        from helpers.sandbox import protections
+
+        return protections()
+    except Exception as error:  # noqa: BLE001 - the summary says so; each notebook's run still reports its own trouble
+        return {"unknown": one_line(f"{type(error).__name__}: {error}", 120)}
 
 
 def _describe(protections) -> str:

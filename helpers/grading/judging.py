@@ -8,6 +8,7 @@ the credit back: an answer that calls a library implementation, or whose code is
 
 from __future__ import annotations
 
+from helpers.exercises.answers import exercise_seed
 from helpers.grading.records import Result, one_line
 from helpers.grading.runner import Run
 
@@ -39,10 +40,18 @@ def source_findings(sources: list[str], exercise) -> tuple[str, str] | None:
     return None
 
 
+def tripped(answer: dict, exercise) -> tuple[str, str] | None:
+    """("uses a library implementation", detail) when a tripwire noted a listed function while answering."""
+    called = [n for n in answer.get("tripped", []) if isinstance(n, str) and n in getattr(exercise, "library", ())]
+    if not called:
+        return None
+    return "uses a library implementation", f"`{called[0]}` was called while your answer ran (tripwire)"
+
+
 def verdict(exercise, answer, seed: int, stopped: tuple[str, str] | None) -> tuple[bool, str, str]:
     """(passed, status, detail) of one exercise from what the kernel replied (`answer`: a record or why none)."""
     if isinstance(answer, dict):
-        result = exercise.judge(answer, seed=seed)
+        result = exercise.judge(answer, seed=exercise_seed(seed, exercise))
         if result.status == "not attempted" and answer.get("state") == "missing" and stopped:
             return False, stopped[0], f"{stopped[1]}, before `{exercise.name}` was defined"
         return result.passed, result.status, result.message
@@ -65,7 +74,7 @@ def verdicts(sub, exercises: list, run: Run, seed: int, sources: list[str]) -> l
         answer = run.answers.get(exercise.name)
         passed, status, detail = verdict(exercise, answer, seed, stopped)
         if isinstance(answer, dict) and answer.get("state") not in ("missing", None):
-            flagged = source_findings(sources, exercise)
+            flagged = source_findings(sources, exercise) or tripped(answer, exercise)
             if flagged and status in ("passed", "incorrect"):
                 passed, (status, detail) = False, flagged
         rows.append(Result(sub.student, sub.notebook, exercise.name, passed, status, one_line(detail, 300), str(sub.path)))

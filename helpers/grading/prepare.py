@@ -12,7 +12,8 @@ import re
 
 from helpers.grading.conventions import SKIP_TAG, SKIPPED, check_cell_source, needed_cells
 
-MAX_CELLS = 5000  # a course notebook has about a hundred
+MAX_CELLS = 2000  # a course notebook has about a hundred
+MAX_CODE_CHARS = 2_000_000  # and about 50,000 characters of code
 TOP_LEVEL_NAME = re.compile(r"(?m)^(?:def\s+(\w+)\s*\(|(\w+)\s*(?::[^=\n]*)?=[^=])")
 
 
@@ -27,13 +28,16 @@ def prepare(nb, notebook: str, names: list[str], skip: bool = True):
     Every exercise in `names` gets the course's check cell: a labelled cell's source is restored, a
     missing one is added after the last cell that defines the answer (or at the end). Labels the
     course did not write count for nothing. With `skip`, the `grader-skip` cells no answer needs are
-    emptied (`skip_unneeded`). Raises ValueError for a notebook of more than MAX_CELLS cells.
+    emptied (`skip_unneeded`). Raises ValueError beyond MAX_CELLS cells or MAX_CODE_CHARS of code.
     Returns (notebook, labels), labels[i] being "cell N" for the i-th code cell.
     """
     import nbformat
 
     if len(nb.cells) > MAX_CELLS:
         raise ValueError(f"the notebook has {len(nb.cells)} cells, more than the {MAX_CELLS} the grader runs")
+    code_chars = sum(len(c.get("source", "")) for c in nb.cells if c.get("cell_type") == "code")
+    if code_chars > MAX_CODE_CHARS:
+        raise ValueError(f"the notebook holds {code_chars} characters of code, more than the {MAX_CODE_CHARS} the grader runs")
     nb = copy.deepcopy(nb)
     wanted = set(names)
     labelled: dict[str, int] = {}

@@ -32,6 +32,7 @@ from queue import Empty
 GRACE = 5.0  # seconds an interrupted cell gets before its kernel is killed
 MAX_OUTPUT_CHARS = 2_000_000  # per cell, kept in the executed notebook
 MAX_REPLY_CHARS = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # one message from the kernel, at most
 STARTUP_TIMEOUT = 240
 SANDBOX_UID = SANDBOX_GID = 65534  # "nobody": who the kernels run as when the grader is root
 
@@ -103,8 +104,17 @@ def kernel_manager(prefix: list[str] | None = None, folder: Path | None = None, 
                 os.chown(self.connection_file, *owner)
 
     km = Manager(kernel_name="seeing-networks", kernel_spec_manager=Specs())
+    try:  # no message the kernel sends may be larger than this (the client's sockets drop it)
+        import zmq
+
+        km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    except Exception:  # noqa: BLE001 - an older pyzmq: the per-cell output cap still applies
+        pass
     if folder is not None:
-        km.transport, km.ip, km.connection_file = "ipc", str(folder / "k"), str(folder / "kernel.json")
+        from helpers.sandbox import kernel_transport
+
+        talk = kernel_transport(folder)  # Unix sockets in a sub-folder with a random name
+        km.transport, km.ip, km.connection_file = talk["transport"], talk["ip"], str(folder / "kernel.json")
     return km
 
 
@@ -178,12 +188,10 @@ async def _kill(km) -> None:
             return
 
 
-async def _ask(client, question: str, timeout: float) -> dict | str:
-    """Ask the kernel one question; the record it replied, or why there is none (a sentence)."""
-    from helpers.exercises.answers import RESPONDER, read_reply
-
-    nonce = secrets.token_hex(16)
-    msg_id = client.kc.execute(f"{RESPONDER}({nonce!r}, {question!r})", store_history=False, allow_stdin=False, stop_on_error=False)
+async def _request(client, code: str, timeout: float) -> tuple[str, str] | str:
+    """Run `code` in the kernel; (its stdout, its error or "") from the messages of THAT request only,
+    or why there is none (a sentence: timed out, the kernel died, too long)."""
+    msg_id = client.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
     texts, size, error = [], 0, ""
     deadline = time.monotonic() + timeout
     while True:
@@ -208,9 +216,27 @@ async def _ask(client, question: str, timeout: float) -> dict | str:
         elif kind == "error":
             error = f"{content.get('ename', '')}: {content.get('evalue', '')}"
         elif kind == "status" and content.get("execution_state") == "idle":
-            break
+            return "".join(texts), error
+
+
+async def _ask(client, question: str, timeout: float, tripwires: bool = False) -> dict | str:
+    """Ask the kernel one question; the record it replied, or why there is none (a sentence).
+
+    With `tripwires` (installed by `sourcecheck.tripwire_source`), they are reset before the answer is
+    computed and the names they noted come back in the record's "tripped".
+    """
+    from helpers.exercises.answers import RESPONDER, read_reply
+
+    nonce = secrets.token_hex(16)
+    code = f"{RESPONDER}({nonce!r}, {question!r})"
+    if tripwires:
+        code = f"_sn_tripwire_reset()\n{RESPONDER}({nonce!r}, {question!r}, _sn_tripped)"
+    reply = await _request(client, code, timeout)
+    if isinstance(reply, str):
+        return reply
+    text, error = reply
     try:
-        return read_reply("".join(texts), nonce)
+        return read_reply(text, nonce)
     except ValueError as why:
         return f"the kernel's reply was unreadable ({why})" + (f"; the question raised {error}"[:300] if error else "")
 
@@ -318,11 +344,12 @@ class Runners:
 
 def run_graded(nb, labels: list[str], notebook: str, module: str, questions: dict[str, str], root: Path,
                timeout: float, limit: float, threads: int, runners: Runners | None = None,
-               sandbox_options: list[str] | None = None) -> Run:  # fmt: skip
+               sandbox_options: list[str] | None = None, tripwires: str = "") -> Run:  # fmt: skip
     """Run a prepared notebook in a kernel inside `helpers.sandbox`, then ask it each question.
 
-    `questions` maps exercise names to `answers.question(...)` texts. Never raises for the notebook's
-    own trouble: what went wrong is in `Run.execution.stopped` and in `Run.answers`.
+    `questions` maps exercise names to `answers.question(...)` texts; `tripwires` is Python source run
+    after the last cell, before the questions (`sourcecheck.tripwire_source`). Never raises for the
+    notebook's own trouble: what went wrong is in `Run.execution.stopped` and in `Run.answers`.
     """
     owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None
     folder = make_sandbox(root, KERNEL_STARTUP.format(module=module, notebook=notebook), owner)
@@ -345,9 +372,10 @@ def run_graded(nb, labels: list[str], notebook: str, module: str, questions: dic
                     try:
                         await _execute(client, labels, timeout, limit, started, run.execution, stop_on_error=False)
                         if run.execution.stopped is None or run.execution.stopped[0] == "timed out" and await km.is_alive():
+                            wired = bool(tripwires) and await _request(client, tripwires, timeout) == ("", "")
                             for name, text in questions.items():
                                 left = limit - (time.monotonic() - started)
-                                run.answers[name] = await _ask(client, text, max(1.0, min(timeout, left)))
+                                run.answers[name] = await _ask(client, text, max(1.0, min(timeout, left)), wired)
                     finally:
                         await _kill(km)
                         if runners is not None:
