@@ -60,6 +60,6 @@ def explain_denied(executable: str | Path, uid: int, error: BaseException | None
         else f"the system refused it ({error})"
     )  # fmt: skip
     fix = (f"Run `{command}` (it lets others pass through, and lists nothing), then grade again; or grade "
-           "as an ordinary user, or install the course's environment outside /root.") if command else (
+           "as an ordinary user" + (", or install the course's environment outside /root." if str(executable).startswith("/root/") else ".")) if command else (
            "Make the Python environment and the course readable by others, or grade as an ordinary user.")  # fmt: skip
     return (f"grading as root runs each kernel as the unprivileged uid {uid}, which cannot start {executable}: {why}. {fix}")
