@@ -131,10 +131,18 @@ def enter_namespaces(privileged: bool) -> bool:
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
     if privileged:
         return LIBC.unshare(ctypes.c_int(flags)) == 0
+    return own_user_namespace(flags)
+
+
+def own_user_namespace(flags: int = 0) -> bool:
+    """Move this process into a new user namespace (and the namespaces of `flags`) in which its uid and
+    gid stay what they are, so it keeps no capability once it execs. Its keyrings are its own there.
+    Returns False where the kernel allows no user namespace."""
     uid, gid = os.getuid(), os.getgid()
+    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the maps are written through /proc/self, which it must own
     if LIBC.unshare(ctypes.c_int(flags | CLONE_NEWUSER)) != 0:
         return False
-    Path("/proc/self/setgroups").write_text("deny")  # the same ids inside: the command keeps no capability after exec
+    Path("/proc/self/setgroups").write_text("deny")
     Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
     Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
     return True

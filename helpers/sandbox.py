@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 from helpers.confine import LIBC, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, Cgroups, under
-from helpers.confine import enter_namespaces, landlock_abi, landlock_confine, loopback_up, private_mounts
+from helpers.confine import enter_namespaces, landlock_abi, landlock_confine, loopback_up, own_user_namespace, private_mounts
 
 
 # Caps: the defaults of the command line.
@@ -287,7 +287,7 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroups, uid, gid, deny_tcp: bool, shm: bool):
+def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroups, uid, gid, deny_tcp: bool, shm: bool, own_users: bool):
     """The pre-exec step of the confined command (runs in the child): cgroups, rlimits, user, Landlock."""
 
     def step() -> None:
@@ -297,6 +297,11 @@ def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroup
             os.setgroups([])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+            if own_users:  # keyrings (user, persistent) are per uid and user namespace: not the classmates'
+                try:
+                    own_user_namespace()
+                except OSError:
+                    pass  # the summary says the keyrings are shared
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it: a runner killed outright takes the command
         if abi:
             write = [folder, "/dev/null"] + (["/dev/shm", "/tmp"] if shm else [])  # private tmpfs, gone after
@@ -332,6 +337,7 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     abi = landlock_abi()
     uid = uid if uid is not None and os.geteuid() == 0 else None
     gid = (uid if gid is None else gid) if uid is not None else None
+    graders_users = os.readlink("/proc/self/ns/user")
     applied = isolate(folder, read, disk, namespaces)
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the user namespace's maps are written: they need it dumpable
     cgroups = Cgroups(memory, processes)
@@ -342,8 +348,12 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     started = time.monotonic()
     child = subprocess.Popen(
         command, cwd=folder, env=env, start_new_session=True, pass_fds=record_fds, stdin=subprocess.DEVNULL,
-        preexec_fn=_confine(folder, read, abi, caps, cgroups, uid, gid, deny_tcp, shm),
+        preexec_fn=_confine(folder, read, abi, caps, cgroups, uid, gid, deny_tcp, shm, own_users=bool(applied)),
     )  # fmt: skip
+    try:
+        applied["keyrings"] = "private" if os.readlink(f"/proc/{child.pid}/ns/user") != graders_users else "shared by the uid"
+    except OSError:
+        pass  # it has already exited
     timed_out, returncode, cap = False, None, None
     try:
         returncode, timed_out, cap = _watch(child, started + limit, folder, disk)
@@ -388,6 +398,7 @@ def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool,
         "filesystem": landlock,
         "signals": "landlock" if abi >= 6 else ("uid" if uid is not None else "none"),
         "user": f"uid {uid}" if uid is not None else "same user",
+        "keyrings": applied.get("keyrings", "unknown"),
         "descriptors": "closed, runner not dumpable",
         "memory": "cgroup" if "memory" in cgroups.made else "rlimit (per process)",
         "processes": "cgroup" if "pids" in cgroups.made else "rlimit (per user)",

@@ -244,7 +244,8 @@ kernel = socket.socket(socket.AF_UNIX)
 kernel.bind("k-1")  # a kernel socket at a name the snooper can guess
 kernel.listen()
 kernel.settimeout(0.1)
-open("ready", "w").write(str(os.getpid()))
+open("pid", "w").write(str(os.getpid()))
+open("ready", "w").write("")  # after the pid is whole
 while not os.path.exists("stop"):
     time.sleep(0.05)
 report["answers intact"] = open("answers/box_iou.json").read() == "honest work"
@@ -292,7 +293,8 @@ done()
 def test_a_kernel_cannot_see_touch_or_signal_a_classmate(root, mode):
     honest, snooper = Box(root, "honest", mode), Box(root, "snooper", mode)
     honest.start(HONEST_WRITER)
-    pid = honest.wait_for("ready")
+    honest.wait_for("ready")
+    pid = (honest.folder / "pid").read_text()
     summary, report, output = snooper.run(SNOOPER, honest.folder, pid)
     honest.tell("stop")
     _, honest_report, honest_output = honest.finish()
@@ -363,6 +365,49 @@ def test_system_v_ipc_is_private_to_each_sandbox(root):
     assert report == {"message queue": "denied (2)", "shared memory": "denied (2)"}, output
     ipcs = subprocess.run(["ipcs"], capture_output=True, text=True).stdout if shutil.which("ipcs") else ""
     assert f"0x{key:08x}" not in ipcs
+
+
+KEYRING = """
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+ADD_KEY, KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+USER_KEYRING, GET_PERSISTENT, SEARCH = -4, 22, 10
+def call(*args):
+    found = libc.syscall(*args)
+    if found < 0:
+        raise OSError(ctypes.get_errno(), "keyctl")
+    return found
+def persistent():
+    return call(KEYCTL, GET_PERSISTENT, -1, USER_KEYRING)
+name = sys.argv[2].encode()
+if sys.argv[1] == "plant":
+    attempt("user keyring", lambda: call(ADD_KEY, b"user", name, b"answers", 7, USER_KEYRING) and None)
+    attempt("persistent keyring", lambda: call(ADD_KEY, b"user", name, b"answers", 7, persistent()) and None)
+    open("ready", "w").write("")
+    while not os.path.exists("stop"):
+        time.sleep(0.05)
+else:
+    attempt("user keyring", lambda: call(KEYCTL, SEARCH, USER_KEYRING, b"user", name, 0) and None)
+    attempt("persistent keyring", lambda: call(KEYCTL, SEARCH, persistent(), b"user", name, 0) and None)
+done()
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="a grader that is not root gives each sandbox a user namespace of its own anyway")
+def test_keyrings_are_private_to_each_sandbox(root):
+    """The user and persistent keyrings belong to a uid (the latter outlives its processes by days):
+    with one sandbox uid for all, a way to pass answers that Landlock does not govern."""
+    name = f"seeing-networks-{uuid.uuid4().hex}"
+    planter = Box(root, "planter").start(KEYRING, "plant", name)
+    planter.wait_for("ready")
+    _, report, output = Box(root, "classmate").run(KEYRING, "find", name)
+    planter.tell("stop")
+    summary, planted, planter_output = planter.finish()
+    assert planted == {"user keyring": "allowed", "persistent keyring": "allowed"}, planter_output
+    assert denied(report["user keyring"]) and denied(report["persistent keyring"]), output
+    _, report, output = Box(root, "later").run(KEYRING, "find", name)
+    assert denied(report["user keyring"]) and denied(report["persistent keyring"]), output
+    assert summary["protections"]["keyrings"] == "private"
 
 
 # --------------------------------------------------------------------------------------------
