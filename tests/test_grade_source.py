@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -265,7 +266,43 @@ def test_tripwires_catch_a_call_of_a_listed_function():
     for name in ("cheat", "cheat_default", "cheat_partial"):
         assert out[name] == ["torchvision.ops.box_iou"], (name, out)
     assert out["same result"]
-    assert out["ConvTranspose2d"] == ["torch.nn.ConvTranspose2d", "torch.nn.functional.conv_transpose2d"]
+    # the module's own call of conv_transpose2d is the library's business, not the caller's
+    assert out["ConvTranspose2d"] == ["torch.nn.ConvTranspose2d"]
+
+
+HONEST_UNDER_TRIPWIRES = r"""
+import importlib, json, pkgutil
+import helpers.exercises
+from helpers.exercises.core import REGISTRY, FunctionExercise
+from helpers.grading.sourcecheck import tripwire_source
+from tests.exercises import harness
+
+for module in pkgutil.iter_modules(helpers.exercises.__path__):
+    if module.name.startswith("nb"):
+        importlib.import_module(f"helpers.exercises.{module.name}")
+exercises = [e for e in REGISTRY.values() if isinstance(e, FunctionExercise)]
+exec(compile(tripwire_source(exercises), "<tripwire>", "exec"), globals())
+listed = {}
+for exercise in exercises:
+    answer = harness.solution_answer(exercise)
+    _sn_tripwire_reset()
+    for number, case in enumerate(exercise.trial_cases(1234)):  # the hidden cases are made in the kernel too
+        exercise.call(answer, case, number)
+    listed[exercise.id] = [name for name in _sn_tripped() if name in exercise.library]
+print(json.dumps(listed))
+"""
+
+
+def test_honest_solutions_trip_no_wire_of_their_own_exercise():
+    """Every solution, on its visible and hidden cases, with the tripwires of every exercise installed: the
+    cases may call library functions (notebook 01's scenes build class maps with the course's own
+    semantic_from_instances), the answer must not call one its exercise lists."""
+    done = subprocess.run([sys.executable, "-c", HONEST_UNDER_TRIPWIRES], capture_output=True, text=True,
+                          timeout=600, cwd=harness.ROOT, env={**os.environ, "PYTHONPATH": str(harness.ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(listed) == len(FUNCTION_EXERCISES)
+    assert {name: called for name, called in listed.items() if called} == {}
 
 
 def test_tripwire_source_lists_each_name_once():
