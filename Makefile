@@ -25,8 +25,8 @@ execute: $(STAMP)        ## re-execute solution notebooks in place: make execute
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.record_timing=False $(or $(NB),notebooks/solutions/[0-9]*.ipynb)
 	$(PY) -m helpers.build
 
-grade: $(STAMP)          ## grade submissions: make grade SUBMISSIONS="folder or notebooks" [CSV=grades.csv] [RESULTS=results.jsonl [RESUME=1]] [TIMEOUT=900] [WORKERS=4]
-	$(PY) -m helpers.grade $(or $(SUBMISSIONS),notebooks/solutions) $(if $(CSV),--csv $(CSV)) $(if $(RESULTS),--results $(RESULTS)) $(if $(RESUME),--resume) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(WORKERS),--workers $(WORKERS))
+grade: $(STAMP)          ## grade submissions: make grade SUBMISSIONS="folder or notebooks" [CSV=grades.csv] [RESULTS=results.jsonl [RESUME=1]] [TIMEOUT=900] [WORKERS=4] [GRADE_ARGS="any other option of python -m helpers.grade"]; no SUBMISSIONS: the reference solutions
+	$(PY) -m helpers.grade $(or $(SUBMISSIONS),notebooks/solutions --student "solutions (reference)") $(if $(CSV),--csv $(CSV)) $(if $(RESULTS),--results $(RESULTS)) $(if $(RESUME),--resume) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(WORKERS),--workers $(WORKERS)) $(GRADE_ARGS)
 
 bench: $(STAMP)          ## run every solution notebook, timed; print seconds, quality figures and device
 	$(PY) benchmarks/series.py

@@ -591,3 +591,50 @@ def test_a_later_line_for_the_same_notebook_wins(tmp_path):
     assert list(merged) == again and merged.skipped == 1
     with pytest.raises(FileNotFoundError, match="results_files must exist"):
         cb.merge([tmp_path / "c.jsonl"])
+
+
+# --------------------------------------------------------------------------------------------
+# What the run prints (issue 20): rows in the notebook's order, --resume's count, one total time
+# --------------------------------------------------------------------------------------------
+
+
+def test_rows_come_in_the_notebook_s_order():
+    import nbformat
+
+    from helpers.grading.conventions import check_cell_source
+    from helpers.grading.feedback import in_notebook_order
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(check_cell_source(name)) for name in ("nms", "make_anchors")])
+    rows = [Result("a", NB3, "make_anchors", True, "passed"), Result("a", NB3, "nms", False, "incorrect"), Result("a", NB3, "extra", False, "error")]
+    assert [r.exercise for r in in_notebook_order(rows, nb)] == ["nms", "make_anchors", "extra"]
+    results = cb.gradescope_results([asdict(r) for r in in_notebook_order(rows, nb)[:2]], POINTS, META)
+    assert [t["name"] for t in results["tests"]] == [f"{NB3}: nms", f"{NB3}: make_anchors"]
+
+
+def test_resume_counts_what_was_graded_before(tmp_path):
+    import io
+
+    from helpers.grading.grader import grade_class
+
+    touch(tmp_path / "class" / "alice" / f"{NB2}.ipynb")  # no code cells: "empty notebook", no kernel runs
+    touch(tmp_path / "class" / "bob" / f"{NB2}.ipynb")
+    results = tmp_path / "results.jsonl"
+    first, second = io.StringIO(), io.StringIO()
+    grade_class([tmp_path / "class"], results_file=results, out=first)
+    outcome = grade_class([tmp_path / "class"], results_file=results, resume=True, out=second)
+    assert first.getvalue().startswith("Grading 2 notebook(s), with")
+    assert second.getvalue().startswith("Grading 2 notebook(s): 2 already graded, 0 to run, with")
+    assert f"in {outcome.elapsed:.0f} s" in second.getvalue().splitlines()[-1]
+    assert sorted(r.student for r in outcome.results) == ["alice", "bob"]
+
+
+def test_hidden_case_details_can_wait_for_publication():
+    rows = [row("z", NB2, "box_iou", False, "incorrect", "on a hidden case (two boxes, with other numbers): expected 0.5, got 0.4"),
+            row("z", NB2, "match_detections", True), row("z", NB2, "all_point_ap", False, "incorrect", "on the case 'one box': expected 1")]  # fmt: skip
+    results = cb.gradescope_results(rows, POINTS, META, visibility="visible", hidden_visibility="after_published")
+    by_name = {t["name"]: t for t in results["tests"]}
+    assert by_name[f"{NB2}: box_iou"]["output"].startswith("incorrect on a hidden case") and "0.4" not in by_name[f"{NB2}: box_iou"]["output"]
+    hidden = by_name[f"{NB2}: box_iou (hidden case)"]
+    assert (hidden["visibility"], hidden["max_score"], hidden["score"]) == ("after_published", 0, 0) and "got 0.4" in hidden["output"]
+    assert by_name[f"{NB2}: all_point_ap"]["output"] == "incorrect: on the case 'one box': expected 1"  # a visible case: shown
+    assert results["score"] == 2
