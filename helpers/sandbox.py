@@ -11,15 +11,17 @@ This is the small process the grader starts once per notebook (one notebook, one
   command can neither trace it nor take its file descriptors (`pidfd_getfd`); the command inherits no
   descriptor but 0, 1, 2 (and the grader's record descriptor, where one is passed);
 - gives the command its own network namespace with only a private loopback, its own IPC namespace
-  (System V shared memory and message queues), and its own mount namespace: a private `/tmp` and `/dev/shm` (tmpfs, gone when the sandbox ends), the grading folder
-  covered so that no other sandbox's folder can be seen (not even by `stat`), and (as root) a `/proc`
-  that hides the processes the command may not trace. As root directly; otherwise inside a user
-  namespace where the kernel allows one. Where neither works, Landlock denies TCP `bind`/`connect`;
+  (System V shared memory and message queues), and its own mount namespace: a private `/tmp` and
+  `/dev/shm` (tmpfs, gone when the sandbox ends), the grading folder covered so that no other
+  sandbox's folder can be seen (not even by `stat`), and (as root) a `/proc` that hides the processes
+  the command may not trace. As root directly; otherwise inside a user namespace where the kernel
+  allows one. Where neither works, Landlock denies TCP `bind`/`connect`;
 - confines the command with Landlock (Linux 5.13+, no root needed): it may write only under
   `--folder`, read only the system, the Python environment and the installed course package (not the
   repository around it), and (ABI 6+) neither signal nor reach an abstract Unix socket outside its
   own tree;
-- when started as root, runs the command as `--uid`/`--gid` (an unprivileged user), never as root;
+- when started as root, runs the command as `--uid`/`--gid` (an unprivileged user), never as root, in
+  a user namespace of its own (so the user's keyrings are not shared with other sandboxes);
 - caps memory (a memory cgroup where it can make one, else RLIMIT_DATA per process), processes (a
   pids cgroup, else RLIMIT_NPROC), the size of each file (RLIMIT_FSIZE) and the bytes in its folder
   (watched every second), and kills the whole tree at the wall-clock `--limit`.
@@ -205,9 +207,10 @@ def command_line(folder: str | Path, limit: float, uid: int | None = None, gid: 
 
 def protections(uid: int | None = 65534, **caps) -> dict[str, str]:
     """What a sandbox started now, from this process, would get: runs one empty command in one and
-    returns its `protections` (see `run`): {"network": "namespace"|"landlock"|"none", "classmates":
-    "namespace"|"landlock"|"none", "shared storage": "private"|"denied"|"shared", "filesystem":
-    "landlock"|"none", "signals": ..., "user": ..., "memory": "cgroup"|"rlimit", "processes": ...}."""
+    returns its `protections` (see `run`): {"network": "namespace"|"landlock (TCP)"|"none", "classmates":
+    "namespace"|"landlock (stat works)"|"none", "shared storage": "private"|"denied"|"shared", "ipc":
+    "namespace"|"shared", "keyrings": "private"|"shared by the uid", "filesystem": "landlock"|"none",
+    "signals", "user", "descriptors", "memory": "cgroup"|"rlimit (per process)", "processes", "disk"}."""
     folder = Path(tempfile.mkdtemp(prefix="seeing-networks-probe-"))
     try:
         if os.geteuid() == 0 and uid is not None:
@@ -317,7 +320,7 @@ def isolate(folder: str, read: list[str], size: int, allowed: bool) -> dict[str,
     privileged = os.geteuid() == 0
     if not allowed or not enter_namespaces(privileged):
         return {}
-    applied = {}
+    applied = {"ipc": "namespace"}
     try:
         loopback_up()
         applied["network"] = "namespace"
@@ -395,6 +398,7 @@ def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool,
         "network": applied.get("network") or ("landlock (TCP)" if deny_tcp else "none"),
         "classmates": applied.get("classmates") or ("landlock (stat works)" if abi else "none"),
         "shared storage": applied.get("shared storage") or ("denied" if abi else "shared"),
+        "ipc": applied.get("ipc", "shared"),
         "filesystem": landlock,
         "signals": "landlock" if abi >= 6 else ("uid" if uid is not None else "none"),
         "user": f"uid {uid}" if uid is not None else "same user",

@@ -552,7 +552,9 @@ def _cmdline(pid: str) -> bytes:
 
 def test_protections_says_what_applies_here():
     found = sandbox.protections()
-    assert set(found) >= {"network", "classmates", "shared storage", "filesystem", "memory", "processes"}
+    assert set(found) >= {"network", "classmates", "shared storage", "ipc", "keyrings", "filesystem", "memory", "processes"}
     if ROOT:
         assert found["network"] == "namespace" and found["classmates"] == "namespace" and found["memory"] == "cgroup"
-    assert sandbox.protections(no_namespaces=True)["network"] == "landlock (TCP)"
+        assert found["ipc"] == "namespace" and found["keyrings"] == "private" and found["user"] == "uid 65534"
+    fallback = sandbox.protections(no_namespaces=True)
+    assert fallback["network"] == "landlock (TCP)" and fallback["ipc"] == "shared" and fallback["shared storage"] == "denied"
