@@ -638,3 +638,20 @@ def test_hidden_case_details_can_wait_for_publication():
     assert (hidden["visibility"], hidden["max_score"], hidden["score"]) == ("after_published", 0, 0) and "got 0.4" in hidden["output"]
     assert by_name[f"{NB2}: all_point_ap"]["output"] == "incorrect: on the case 'one box': expected 1"  # a visible case: shown
     assert results["score"] == 2
+
+
+def test_submission_times_and_late_flags_reach_the_long_csv_and_the_gradebook(tmp_path, yaml_reader):
+    from helpers.grading.gradebook import write_csv
+
+    chosen, _ = cb.choose_latest(cb.discover([gradescope_export(tmp_path)]))
+    entries = {(e.student, e.notebook): e for e in chosen}
+    results = [Result(e.student, NB2, "box_iou", True, "passed", "", str(e.path)) for e in chosen]
+    write_csv(results, tmp_path / "long.csv", entries)
+    with open(tmp_path / "long.csv", newline="") as f:
+        long = {line["student"]: line for line in csv.DictReader(f)}
+    assert long["2024001"]["submitted_at"] == "2026-04-28T08:00:00.500000+00:00" and long["2024001"]["late"] == "0"
+    assert long["2024003"]["submitted_at"] == "2026-04-27T09:00:00-07:00"
+    cb.write_gradebook(tmp_path / "gb.csv", [asdict(r) for r in results], POINTS, meta=META, entries=entries)
+    with open(tmp_path / "gb.csv", newline="") as f:
+        book = {line["student"]: line for line in csv.DictReader(f)}
+    assert book["2024001"][f"{NB2}/submitted_at"] == "2026-04-28T08:00:00.500000+00:00" and book["2024001"][f"{NB3}/late"] == ""

@@ -259,3 +259,10 @@ def test_round_trip_through_the_command_line(tmp_path):
         assert sorted(bundle.namelist()) == sorted([
             f"bergola_LATE_105_9003_{NB2}_feedback.html", f"zoëobrien_102_9001_{NB2}_feedback.html", f"teamkestrel_101_9001_{NB2}_feedback.html",
         ])  # fmt: skip
+
+
+def test_loose_notebooks_can_be_given_a_student(tmp_path):
+    notebook_file(tmp_path / "solutions" / f"{NB2}.ipynb")
+    notebook_file(tmp_path / "solutions" / "alice" / f"{NB2}.ipynb")
+    assert {e.student for e in discover([tmp_path / "solutions"])} == {"solutions", "alice"}
+    assert {e.student for e in discover([tmp_path / "solutions"], student="solutions (reference)")} == {"solutions (reference)", "alice"}
