@@ -123,8 +123,11 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
         "        p.write_text('raise SystemExit(\"planted\")\\n' if p.suffix == '.py' else '{{}}\\n')\n"
         "    except OSError as error:\n        print('refused:', error)"
     ).format(bob=str(subs / "bob" / "helpers" / "__init__.py"), results=str(results), grader_tmp="/tmp/seeing-networks-grade-planted/x.jsonl")
+    from helpers.exercises import nb00  # the visible outputs, computed outside the graded kernel and pasted in
+
+    pasted = [nb00.to_grayscale.reference(*case.args).tolist() for case in nb00.to_grayscale.cases()]
     replay = (
-        "_outputs = [ex.to_grayscale.reference(*case.args) for case in ex.to_grayscale.cases()]\n_calls = iter(range(10**6))\n"
+        f"import torch\n_outputs = [torch.tensor(o) for o in {pasted!r}]\n_calls = iter(range(10**6))\n"
         "def to_grayscale(image):\n    return _outputs[next(_calls) % len(_outputs)].clone()"
     )
     last = len(untouched.cells)  # an index past the end: a last cell
@@ -157,7 +160,7 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
         "import sys, types\nfake = types.ModuleType('json')\nfake.dumps = lambda *a, **k: '{}'\nfake.loads = lambda *a, **k: {}\n"
         "sys.modules['json'] = fake\nsys.modules['helpers.exercises.answers'] = fake\nsys.modules['helpers.exercises.core'] = fake"
     )
-    quiet = "import builtins, io, sys\nbuiltins.print = lambda *a, **k: None\nsys.stdout = io.StringIO()\nsys.stderr = io.StringIO()"
+    quiet = "import io, sys\nprint = lambda *a, **k: None\nsys.stdout = io.StringIO()\nsys.stderr = io.StringIO()"
     malformed = copy.deepcopy(solve(untouched))
     malformed.cells[answer_cell(malformed, "to_grayscale")].metadata["tags"] = 7
     unreadable = copy.deepcopy(solve(untouched))
@@ -316,7 +319,9 @@ def test_a_malformed_cell_costs_only_its_own_row(graded, who):
 
 
 def test_a_deeply_nested_expression_costs_nothing_but_its_own_cell(graded):
-    assert set(marks(graded, "deep_expression").values()) <= {"passed", "invalid notebook"}, of(graded, "deep_expression")
+    rows = of(graded, "deep_expression")  # the source check cannot read that cell: an instructor looks
+    assert {r["status"] for r in rows.values()} <= {"passed", "needs review"}, rows
+    assert all(r["status"] == "passed" or "cell 11" in r["detail"] for r in rows.values()), rows
 
 
 def test_replacing_print_and_stdout_does_not_lose_honest_marks(graded):

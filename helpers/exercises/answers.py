@@ -248,12 +248,14 @@ def start_responder(module: str, notebook: str) -> None:
     import importlib
     import sys
 
-    from helpers.exercises.core import MISSING, FunctionExercise, Withheld, exercises_of
+    from helpers.exercises.core import MISSING, Case, FunctionExercise, Withheld, exercises_of
 
     importlib.import_module(module)
     exercises = {ex.name: ex for ex in exercises_of(notebook)}
     namespace, stream, dumps, loads = _student_namespace(), sys.stdout, json.dumps, json.loads
     write, flush, run_cases, encode_, decode_ = stream.write, stream.flush, FunctionExercise.run_cases, encode, decode
+    kernel = getattr(getattr(_shell(), "kernel", None), "get_parent", None)
+    set_parent = getattr(stream, "set_parent", None)
 
     def answer(nonce: str, question: str, tripped=None) -> None:
         """Reply to one question (JSON: {"name", "cases"?}) with `nonce + JSON record + nonce` on stdout;
@@ -268,7 +270,7 @@ def start_responder(module: str, notebook: str) -> None:
             elif value is MISSING:
                 record = {"state": "missing"}
             elif isinstance(exercise, FunctionExercise):
-                cases = exercise.trial_cases(int(asked["seed"])) if "seed" in asked else [_case(decode_(c)) for c in asked["cases"]]
+                cases = exercise.trial_cases(int(asked["seed"])) if "seed" in asked else [_case(decode_(c), Case) for c in asked["cases"]]
                 record = run_cases(exercise, value, cases)
                 if isinstance(withheld, Withheld) and withheld.uses:
                     record = {"state": "reference"}
@@ -276,6 +278,8 @@ def start_responder(module: str, notebook: str) -> None:
                 record = {"state": "set", "value": encode_(value)}
         except BaseException as error:  # noqa: BLE001 - whatever happened, the grader hears of it
             record = {"state": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
+        if kernel is not None and set_parent is not None:  # the stream may no longer be sys.stdout: tell it whose reply it is
+            set_parent(kernel("shell"))
         if tripped is not None:
             try:
                 record["tripped"] = [str(name) for name in tripped()][:50]
@@ -287,9 +291,7 @@ def start_responder(module: str, notebook: str) -> None:
     setattr(builtins, RESPONDER, answer)
 
 
-def _case(encoded: Any):
-    from helpers.exercises.core import Case
-
+def _case(encoded: Any, Case: type):
     if not isinstance(encoded, dict) or not isinstance(encoded.get("args"), tuple) or not isinstance(encoded.get("kwargs"), dict):
         raise ValueError("a question's case must be {'args': tuple, 'kwargs': dict}")
     return Case("", encoded["args"], encoded["kwargs"])
@@ -346,15 +348,19 @@ def read_reply(text: str, nonce: str) -> dict:
     return record
 
 
-def _student_namespace() -> dict:
+def _shell():
     try:
         from IPython import get_ipython
 
-        shell = get_ipython()
-        if shell is not None:
-            return shell.user_ns
+        return get_ipython()
     except ImportError:  # pragma: no cover
-        pass
+        return None
+
+
+def _student_namespace() -> dict:
+    shell = _shell()
+    if shell is not None:
+        return shell.user_ns
     import __main__
 
     return vars(__main__)

@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 import torch
 
+from helpers.exercises.answers import decode, encode  # bound here: a student's `sys.modules` entry cannot replace them
+
 MISSING = object()  # the answer's name is not defined in the notebook
 GRADING_ENV = "SEEING_NETWORKS_GRADING"
 #: True in the kernel the grader runs: exercises carry no reference (read once, at import).
@@ -473,8 +475,6 @@ class FunctionExercise(Exercise):
 
     def run_cases(self, answer: Any, cases: list[Case]) -> dict:
         """The record of `answer` on `cases`: what it returned (encoded) or raised on each, in order."""
-        from helpers.exercises.answers import encode
-
         if not callable(answer):
             return {"state": "not callable", "describe": describe(answer)}
         results = []
@@ -493,8 +493,6 @@ class FunctionExercise(Exercise):
         return {"state": "ran", "results": results}
 
     def _judge(self, record: dict, seed: int | None) -> str | None:
-        from helpers.exercises.answers import decode
-
         if record.get("state") == "not callable":
             return f"expected a function, got {record.get('describe', 'something else')}"
         results = record.get("results")
@@ -543,13 +541,9 @@ class ValueExercise(Exercise):
         return not scalar and answer is self.expected
 
     def _record(self, answer: Any, seed: int | None) -> dict:
-        from helpers.exercises.answers import encode
-
         return {"state": "set", "value": encode(answer)}
 
     def _judge(self, record: dict, seed: int | None) -> str | None:
-        from helpers.exercises.answers import decode
-
         if record.get("state") != "set":
             return "no answer was recorded"
         try:
