@@ -272,6 +272,12 @@ attempt("read /tmp", lambda: open("/tmp/answers.json").read())
 attempt("see the classmate's process", lambda: open(f"/proc/{pid}/cmdline").read())
 attempt("signal the classmate", lambda: os.kill(pid, 9))
 attempt("read the classmate's memory", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
+def ptrace_attach():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+        raise OSError(ctypes.get_errno(), "ptrace")
+attempt("ptrace the classmate", ptrace_attach)
 attempt("the classmate's cwd", lambda: os.listdir(f"/proc/{pid}/cwd"))
 attempt("list a classmate's folder", lambda: os.listdir(folder))
 attempt("connect to a classmate's kernel socket", lambda: socket.socket(socket.AF_UNIX).connect(os.path.join(folder, "k-1")))
