@@ -190,3 +190,26 @@ def loss_change(history, key: str, index: int = 0) -> tuple[float, float]:
     if key not in ("content", "style"):
         raise ValueError(f"key must be 'content' or 'style', got {key!r}")
     return history[key][0][index], history[key][-1][index]
+
+
+def edge_map(images: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the grey levels: `[3,H,W]` or `[B,3,H,W]` in [0,1] -> `[H,W]` or `[B,H,W]`."""
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f"images must be a [3,H,W] or [B,3,H,W] tensor, got {getattr(images, 'shape', type(images))}")
+    batch = images if images.dim() == 4 else images[None]
+    grey = batch.float().mean(1, keepdim=True)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=grey.device)
+    kernels = torch.stack([sobel, sobel.T])[:, None]  # [2,1,3,3]: d/dx and d/dy
+    gradients = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
+    magnitude = gradients.pow(2).sum(1).sqrt()
+    return magnitude if images.dim() == 4 else magnitude[0]
+
+
+def edge_correlation(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """Pearson correlation of the edge maps (`edge_map`) of two `[3,H,W]` images of one size: 1 when
+    the edges are where the reference's are (up to contrast), about 0 when they are unrelated."""
+    if image.shape != reference.shape:
+        raise ValueError(f"reference must have the shape of image {list(image.shape)}, got {list(reference.shape)}")
+    a, b = edge_map(image).flatten(), edge_map(reference).flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm() + 1e-12))

@@ -140,3 +140,26 @@ def test_the_painting_is_what_its_script_paints():
     # JPEG (quality 92) moves the sharp stroke edges by about 5 levels in 255 on average; another seed, by far more
     assert np.abs(painted - shipped).mean() < 8, "brushstrokes.jpg differs from what data/make_brushstrokes.py paints"
     assert np.abs(np.asarray(module.paint(seed=module.SEED + 1), dtype=float) - shipped).mean() > 20
+
+
+def test_edge_map_is_the_sobel_magnitude_of_the_grey_levels():
+    image = torch.zeros(3, 8, 8)
+    image[:, :, 4:] = 1.0  # a vertical step between columns 3 and 4
+    edges = style.edge_map(image)
+    assert edges.shape == (8, 8)
+    assert torch.allclose(edges[:, 3], torch.full((8,), 4.0)) and torch.allclose(edges[:, 4], torch.full((8,), 4.0))
+    assert float(edges[:, :3].abs().max()) == 0 and float(edges[:, 5:].abs().max()) == 0
+    assert style.edge_map(torch.stack([image, 1 - image])).shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="images"):
+        style.edge_map(torch.rand(1, 8, 8))
+
+
+def test_edge_correlation_finds_the_same_layout_and_ignores_contrast():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 16, 16, generator=g)
+    assert style.edge_correlation(image, image) == pytest.approx(1.0)
+    assert style.edge_correlation(0.2 + 0.5 * image, image) == pytest.approx(1.0, abs=1e-5)  # contrast and offset
+    unrelated = torch.rand(3, 16, 16, generator=g)
+    assert abs(style.edge_correlation(unrelated, image)) < 0.3
+    with pytest.raises(ValueError, match="reference"):
+        style.edge_correlation(image, torch.rand(3, 8, 8))
