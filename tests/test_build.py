@@ -7,6 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from helpers import build
+from helpers.grading.conventions import names_of
 from helpers.session import SETUP_CELL
 from helpers.exercises.core import REGISTRY
 
@@ -220,5 +221,5 @@ def test_cells_no_exercise_needs_are_tagged_for_the_grader_to_skip():
 
 
 def test_names_local_to_a_function_do_not_make_a_cell_needed():
-    defined, read = build._names("def f(image):\n    x = image * scale\n    return x")
+    defined, read = names_of("def f(image):\n    x = image * scale\n    return x")
     assert defined == {"f"} and read == {"scale"}
