@@ -623,3 +623,25 @@ def test_a_dot_printing_loop_that_ignores_interrupts_is_stopped_within_twice_the
     dots_seconds = outcome.seconds[str(tmp_path / "subs" / "dots" / f"{NB}.ipynb")]
     classmate_seconds = outcome.seconds[str(tmp_path / "subs" / "classmate" / f"{NB}.ipynb")]
     assert dots_seconds - classmate_seconds <= 2 * timeout, (dots_seconds, classmate_seconds)
+
+
+def test_any_error_while_grading_one_submission_becomes_its_own_rows(tmp_path, monkeypatch):
+    """Preparing raises RecursionError, running raises MemoryError: each is that submission's rows, with the error."""
+    from helpers.grading.runner import Runners
+
+    sub = read_submission(Submission("amy", write(solve(student()), tmp_path / "amy" / f"{NB}.ipynb")))
+    settings = {"modules": None, "skip": True, "timeout": 10, "notebook_timeout": 20, "threads": 1, "seed": 1, "keep_executed": False}
+
+    def fail(error):
+        def raising(*args, **kwargs):
+            raise error
+        return raising
+
+    monkeypatch.setattr(grader, "prepare", fail(RecursionError("maximum recursion depth exceeded")))
+    rows = grader.grade_one(sub, tmp_path, settings, Runners(), grader.Outcome([], {}))
+    assert [(r.exercise, r.status) for r in rows] == [("to_grayscale", "invalid notebook"), ("values_per_image", "invalid notebook")]
+    assert all("RecursionError: maximum recursion depth" in r.detail for r in rows)
+    monkeypatch.undo()
+    monkeypatch.setattr(grader, "run_graded", fail(MemoryError("no memory left")))
+    rows = grader.grade_one(sub, tmp_path, settings, Runners(), grader.Outcome([], {}))
+    assert {r.status for r in rows} == {"runner error"} and all("MemoryError: no memory left" in r.detail for r in rows)
