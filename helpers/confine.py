@@ -178,19 +178,22 @@ def _cover(cover: str, keep: list[str], size: int) -> None:
             os.close(fd)
 
 
-def private_mounts(folder: str, read: list[str], size: int, privileged: bool) -> dict[str, str]:
+def private_mounts(folder: str, read: list[str], size: int, privileged: bool, hide: tuple[str, ...] = ()) -> dict[str, str]:
     """In this process's new mount namespace: a fresh tmpfs on /tmp and /dev/shm, the folder that holds
-    `folder` covered (only `folder` and the `read` paths under it come back), and as root a /proc
-    that hides the processes the command may not trace. Returns what applied."""
+    `folder` and each folder of `hide` covered (only `folder` and the `read` paths under them come
+    back), and as root a /proc that hides the processes the command may not trace. Returns what applied."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep = [folder] + read
     covered = ["/tmp"]
     parent = os.path.dirname(folder)
     if not under(folder, "/tmp") and parent != "/" and not any(under(p, parent) and p != folder for p in read):
         covered.append(parent)  # another sandbox's folder beside this one cannot be seen
+    covered += [h for h in hide if not any(under(h, c) for c in covered)]
     for cover in covered:
         _cover(cover, keep, size)
-    applied = {"shared storage": "private", "classmates": "namespace" if under(folder, covered[-1]) and folder != covered[-1] else "landlock"}
+    applied = {"shared storage": "private", "classmates": "namespace" if any(under(folder, c) and folder != c for c in covered[:2]) else "landlock"}
+    if hide:
+        applied["repository"] = "hidden"
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
     if privileged:

@@ -234,11 +234,16 @@ def course_package() -> Path:
     return Path(helpers.__file__).resolve().parent
 
 
+def course_repository() -> Path | None:
+    """The checkout that holds the course package (an editable install), or None (installed in site-packages)."""
+    parent = course_package().parent
+    return None if parent.name in ("site-packages", "dist-packages") else parent
+
+
 def default_read_paths() -> list[str]:
     """What a Python kernel of this environment needs to read: the system, Python, the course package
     and its data folder. Not the repository around the package (solutions, notebooks, tests)."""
-    package = course_package()
-    repository = package.parent if package.parent.name not in ("site-packages", "dist-packages") else None
+    package, repository = course_package(), course_repository()
     paths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", str(package)]
     if repository is not None:
         paths.append(str(repository / "data"))  # helpers.data.DATA_DIR: the images the notebooks load
@@ -327,7 +332,8 @@ def isolate(folder: str, read: list[str], size: int, allowed: bool) -> dict[str,
     except OSError:
         applied["network"] = "namespace (no loopback)"
     try:
-        applied.update(private_mounts(folder, read, size, privileged))
+        repository = course_repository()  # hidden too: Landlock already refuses reading it, not stat
+        applied.update(private_mounts(folder, read, size, privileged, hide=(str(repository),) if repository else ()))
     except OSError as error:
         print(f"sandbox: private mounts failed ({error}); Landlock only", file=sys.stderr)
     return applied
@@ -400,6 +406,7 @@ def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool,
         "shared storage": applied.get("shared storage") or ("denied" if abi else "shared"),
         "ipc": applied.get("ipc", "shared"),
         "filesystem": landlock,
+        "repository": applied.get("repository") or ("landlock (stat works)" if abi and course_repository() else "none" if course_repository() else "not a checkout"),
         "signals": "landlock" if abi >= 6 else ("uid" if uid is not None else "none"),
         "user": f"uid {uid}" if uid is not None else "same user",
         "keyrings": applied.get("keyrings", "unknown"),

@@ -438,6 +438,8 @@ def test_a_kernel_reads_the_course_package_and_data_but_not_the_repository(root,
     summary, report, output = Box(root, "reader", mode).run(READER, *secret, *allowed)
     assert solutions and all(denied(report[str(p)]) for p in secret), output
     assert all(report[str(p)].startswith("allowed") for p in allowed), output
+    if mode == "namespaces":  # not even there to stat: the repository is covered, the package put back
+        assert all(report[str(p)] == "denied (2)" for p in secret[:3]) and summary["protections"]["repository"] == "hidden", output
 
 
 PIDFD_THIEF = """
