@@ -74,6 +74,12 @@ ATTACKS = {
     "sys.modules": ("import sys\ndef box_iou(a, b):\n    return sys.modules['torchvision.ops'].box_iou(a, b)", "dynamic", "`sys.modules`"),
     "an alias of sys.modules": ("import sys\nm = sys.modules\nm['__main__'].box_iou = boxes.box_iou", "dynamic", "`sys.modules`"),
     "__dict__": ("def box_iou(a, b):\n    return torchvision.ops.__dict__['box_iou'](a, b)", "dynamic", "`.__dict__`"),
+    "an assignment to __main__": ("import __main__\n__main__.box_iou = boxes.box_iou", "dynamic", "an assignment to `__main__`"),
+    "setattr on __main__": ("import __main__ as m\nsetattr(m, 'box_iou', boxes.box_iou)", "dynamic", "`setattr`"),
+    "pickle": ("import pickle\nbox_iou = pickle.loads(blob)", "dynamic", "`pickle`"),
+    "a module the notebook wrote": (
+        "open('cheat.py', 'w').write('from torchvision.ops import box_iou')\nimport cheat\nbox_iou = cheat.box_iou",
+        "dynamic", "`cheat`, a module the course's environment does not have"),
     "%run of another file": ("%run cheat.py", "dynamic", "the IPython magic `run`"),
     "%%writefile then import": ("%%writefile cheat.py\nfrom torchvision.ops import box_iou\n", "dynamic", "the IPython magic `writefile`"),
 }
@@ -314,6 +320,11 @@ def test_tripwire_source_lists_each_name_once():
     names = sorted({n for e in EXERCISES for n in e.library if not n.endswith(".*")})
     assert f"_sn_install_tripwires({names!r})" in source
     compile(source, "<tripwire>", "exec")
+
+
+def test_setattr_with_a_literal_name_outside_an_answer_is_fine():
+    cell = "layer = torch.nn.Linear(2, 2)\nsetattr(layer, 'scale', 2.0)\ndelattr(layer, 'scale')"
+    assert scan([IMPORTS, cell, "def box_iou(a, b):\n    return a"], BOX_IOU) == []
 
 
 def test_reading_globals_outside_an_answer_is_fine():

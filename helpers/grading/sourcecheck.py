@@ -26,10 +26,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 
 from helpers.grading.notebook_file import safe_text
+from helpers.grading.sourcenames import (BINDER_BUILTINS, binder, harmless_setattr, is_literal_getattr, is_shell_call,
+                                         only_reads_namespace, resolve)
 
 #: Most code read for one notebook (characters; the largest course notebook has 28,000): the rest of a
 #: larger one is not read, and that is a "needs review" finding for every exercise.
@@ -40,21 +43,16 @@ _DYNAMIC_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars",
 #: Dotted prefixes whose use inside an answer needs review.
 _DYNAMIC_MODULES = ("importlib", "inspect", "sys.modules", "sys._getframe", "builtins", "__builtins__",
                     "types.FunctionType", "types.CodeType", "types.LambdaType", "gc", "ctypes", "marshal",
-                    "IPython", "helpers.exercises")
+                    "IPython", "helpers.exercises", "pickle", "dill", "cloudpickle", "runpy", "joblib", "shelve",
+                    "copyreg", "torch.load", "torch.jit.load", "torch.package")
 #: Attribute names that reach code, namespaces or the course's answers.
 _DYNAMIC_ATTRIBUTES = {"__dict__", "__globals__", "__code__", "__closure__", "__builtins__", "__wrapped__",
                        "__subclasses__", "__getattribute__", "__import__", "f_globals", "f_locals", "f_back",
                        "reference", "expected", "solution_source", "_solution", "_record"}
-#: Outside the answers: code that can bind a name the source does not show.
-_BINDER_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
-_BINDER_MODULES = ("sys.modules", "builtins", "__builtins__", "importlib.import_module", "importlib.reload")
 #: A cell without any of these words (or of the notebook's aliases of sys, builtins, importlib) binds nothing unseen.
-_BINDER_WORDS = (*_BINDER_BUILTINS, "__dict__", "__builtins__", "__globals__", "modules", "builtins", "importlib",
-                 "get_ipython")
-_BINDER_ALIASED = ("sys", "builtins", "importlib")
-#: IPython magics that cannot define Python names (what `get_ipython().run_line_magic(...)` may call).
-_HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "pwd", "ls", "precision", "prun",
-                    "capture", "system", "getoutput", "config"}
+_BINDER_WORDS = (*BINDER_BUILTINS, "__dict__", "__builtins__", "__globals__", "modules", "builtins", "importlib",
+                 "get_ipython", "__main__")
+_BINDER_ALIASED = ("sys", "builtins", "importlib", "__main__")
 _CELL_MAGICS_WITH_PYTHON = {"time", "timeit", "capture", "prun"}
 #: Roots whose objects the grader may look up (already imported, never imported for a student's name).
 _LOOKUP_ROOTS = {"torch", "torchvision", "helpers", "numpy"}
@@ -121,6 +119,7 @@ class _Notebook:
     star_imports: list[tuple[str, _Statement]] = field(default_factory=list)
     everywhere: list[Finding] = field(default_factory=list)  # binders, unreadable cells: for every exercise
     binder_aliases: set[str] = field(default_factory=set)  # names standing for sys, builtins, importlib ...
+    imported_roots: set[str] = field(default_factory=set)  # top-level modules the notebook imports
 
 
 _CACHE: dict = {}
@@ -185,11 +184,12 @@ def _read_cell(book: _Notebook, number: int, source: str) -> None:
     for sub in ast.walk(tree):
         for child in ast.iter_child_nodes(sub):
             parents[id(child)] = sub
-        if isinstance(sub, ast.Call) and _is_shell_call(sub.func):
+        if isinstance(sub, ast.Call) and is_shell_call(sub.func):
             receivers.add(id(sub.func.value))
-        if isinstance(sub, ast.Name) and sub.id in ("globals", "vars") and _only_reads_namespace(sub, parents):
+        if isinstance(sub, ast.Name) and (sub.id in ("globals", "vars") and only_reads_namespace(sub, parents)
+                                          or sub.id in ("setattr", "delattr") and harmless_setattr(sub, parents, book.aliases)):
             continue
-        reason = _binder(sub, book.aliases, receivers)
+        reason = binder(sub, book.aliases, receivers)
         if reason:
             book.everywhere.append(Finding("dynamic", _review(reason, number, getattr(sub, "lineno", 1) + offset, lines)))
 
@@ -220,11 +220,11 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, 
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.asname:
-                _alias(book, alias.asname, alias.name)
+                _alias(book, alias.asname, alias.name, imported=True)
                 add(alias.asname, alias.name)
             else:
                 root = alias.name.split(".")[0]
-                _alias(book, root, root)
+                _alias(book, root, root, imported=True)
                 add(root, root)
         return
     if isinstance(node, ast.ImportFrom):
@@ -234,7 +234,7 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, 
                 book.star_imports.append((module, statement))
                 continue
             dotted = f"{module}.{alias.name}"
-            _alias(book, alias.asname or alias.name, dotted)
+            _alias(book, alias.asname or alias.name, dotted, imported=True)
             add(alias.asname or alias.name, dotted)
         return
     if walrus:
@@ -249,15 +249,17 @@ def _record_bindings(book: _Notebook, statement: _Statement, conditional: bool, 
     for name in _stored_names(_targets(node)):
         add(name)
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-        dotted = _resolve(node.value, book.aliases, set(), {})
+        dotted = resolve(node.value, book.aliases, set(), {})
         if dotted:
             _alias(book, node.targets[0].id, dotted)
         else:
             book.aliases.pop(node.targets[0].id, None)
 
 
-def _alias(book: _Notebook, name: str, dotted: str) -> None:
+def _alias(book: _Notebook, name: str, dotted: str, imported: bool = False) -> None:
     book.aliases[name] = dotted
+    if imported:
+        book.imported_roots.add(dotted.split(".")[0])
     if dotted.split(".")[0] in _BINDER_ALIASED and name not in _BINDER_ALIASED:
         book.binder_aliases.add(name)
 
@@ -299,96 +301,6 @@ def _walk_same_scope(node):
 # --------------------------------------------------------------------------------------------
 
 
-def _chain_parts(node) -> tuple[ast.AST, list[str]] | None:
-    """(root node, attribute names) of `a.b.c` or `getattr(a.b, "c")`; None for anything else."""
-    parts = []
-    while True:
-        if isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        elif _is_literal_getattr(node):
-            parts.append(node.args[1].value)
-            node = node.args[0]
-        else:
-            break
-        if len(parts) > 64:
-            return None
-    return node, parts[::-1]
-
-
-def _is_literal_getattr(node) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
-            and len(node.args) in (2, 3) and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str))
-
-
-def _resolve(node, aliases: dict, local: set, local_aliases: dict) -> str | None:
-    """The dotted name a chain stands for, through the notebook's imports and aliases; None if it is
-    not a chain of names (or starts from a local variable that is not an alias)."""
-    found = _chain_parts(node)
-    if found is None or not isinstance(found[0], ast.Name):
-        return None
-    root, parts = found
-    if root.id in local_aliases:
-        base = local_aliases[root.id]
-    elif root.id in local:
-        return None
-    else:
-        base = aliases.get(root.id, root.id)
-    return ".".join([base, *parts])
-
-
-_READ_METHODS = {"get", "items", "keys", "values", "copy", "__contains__", "__getitem__"}
-
-
-def _only_reads_namespace(name: ast.Name, parents: dict) -> bool:
-    """Is this `globals()` / `vars(x)` only read: `k in globals()`, `globals()[k]`, `globals().get(k)`?"""
-    call = parents.get(id(name))
-    if not (isinstance(call, ast.Call) and call.func is name):
-        return False
-    use = parents.get(id(call))
-    if isinstance(use, ast.Compare):
-        return call in use.comparators and all(isinstance(op, (ast.In, ast.NotIn)) for op in use.ops)
-    if isinstance(use, ast.Subscript):
-        return use.value is call and isinstance(use.ctx, ast.Load)
-    return isinstance(use, ast.Attribute) and use.value is call and use.attr in _READ_METHODS
-
-
-def _binder(node, aliases: dict, receivers: set) -> str | None:
-    """Why `node` (anywhere in the notebook) may bind a name unseen, or None."""
-    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in _BINDER_BUILTINS:
-        return f"`{node.id}`"
-    if isinstance(node, ast.Attribute) and node.attr in ("__dict__", "__builtins__", "__globals__"):
-        return f"`{node.attr}`"
-    if isinstance(node, ast.Compare) and all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
-        return None  # `"google.colab" in sys.modules` only reads
-    if isinstance(node, ast.Call):
-        if _is_shell_call(node.func):  # get_ipython().METHOD(...): what IPython syntax turns into
-            method = node.func.attr
-            if method in ("run_line_magic", "run_cell_magic"):
-                magic = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
-                return None if magic in _HARMLESS_MAGICS else f"the IPython magic `{safe_text(magic, 40)}`"
-            return None if method in ("system", "getoutput") else f"`get_ipython().{method}`"
-        if isinstance(node.func, ast.Name) and node.func.id == "get_ipython" and id(node) not in receivers:
-            return "`get_ipython()`"
-        dotted = _resolve(node.func, aliases, set(), {}) or ""
-        for prefix in _BINDER_MODULES:
-            if dotted == prefix or dotted.startswith(prefix + "."):
-                return f"`{prefix}`"
-    if isinstance(node, (ast.Subscript, ast.Attribute)) and not isinstance(node, ast.Call):
-        dotted = _resolve(node.value, aliases, set(), {}) or ""
-        if dotted in ("sys.modules", "builtins", "__builtins__"):
-            return f"`{dotted}`"
-    return None
-
-
-def _is_shell_call(node) -> bool:
-    """Is `node` an attribute of `get_ipython()` (`get_ipython().run_line_magic` ...)?"""
-    if isinstance(node, ast.Attribute):
-        node = node.value
-        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "get_ipython"
-    return False
-
-
 def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
     """Global names read, dotted chains used and dynamic code, in one top-level statement."""
     if statement.analysed is not None:
@@ -398,10 +310,10 @@ def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
     local_aliases: dict[str, str] = {}  # `o = torchvision.ops` inside a function
     inner = set()  # chain nodes inside a longer chain: their prefixes are checked with it
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) or _is_literal_getattr(sub):
+        if isinstance(sub, ast.Attribute) or is_literal_getattr(sub):
             inner.add(id(sub.value if isinstance(sub, ast.Attribute) else sub.args[0]))
         elif isinstance(sub, ast.Assign) and len(sub.targets) == 1 and getattr(sub.targets[0], "id", None) in local:
-            dotted = _resolve(sub.value, aliases, local, local_aliases)
+            dotted = resolve(sub.value, aliases, local, local_aliases)
             if dotted:
                 local_aliases[sub.targets[0].id] = dotted
     for sub in ast.walk(node):
@@ -413,10 +325,10 @@ def _analyse(statement: _Statement, aliases: dict) -> _Analysis:
         if isinstance(sub, ast.Attribute) and sub.attr in _DYNAMIC_ATTRIBUTES:
             result.dynamic.append((f"`.{sub.attr}`", line))
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("getattr", "setattr", "delattr") \
-                and sub.func.id not in local and not _is_literal_getattr(sub):
+                and sub.func.id not in local and not is_literal_getattr(sub):
             result.dynamic.append((f"`{sub.func.id}` with a computed name", line))
-        if (isinstance(sub, (ast.Name, ast.Attribute)) or _is_literal_getattr(sub)) and id(sub) not in inner:
-            dotted = _resolve(sub, aliases, local, local_aliases)
+        if (isinstance(sub, (ast.Name, ast.Attribute)) or is_literal_getattr(sub)) and id(sub) not in inner:
+            dotted = resolve(sub, aliases, local, local_aliases)
             if dotted:
                 result.chains.append((dotted, line))
                 reason = _dynamic_chain(dotted)
@@ -512,6 +424,9 @@ def _scan(book: _Notebook, name: str, library: tuple[str, ...]) -> list[Finding]
         for dotted, line in analysis.chains:
             if matcher.match(dotted):
                 findings.append(Finding("library", _library(dotted, statement.cell, line + offset)))
+            elif dotted.split(".")[0] in book.imported_roots and not _installed(dotted.split(".")[0]):
+                why = f"`{safe_text(dotted.split('.')[0], 40)}`, a module the course's environment does not have"
+                findings.append(Finding("dynamic", _review(why, statement.cell, line + offset, statement.lines)))
         reasons: dict[int, list[str]] = {}
         for reason, line in analysis.dynamic:
             reasons.setdefault(line, []).append(reason)
@@ -520,6 +435,20 @@ def _scan(book: _Notebook, name: str, library: tuple[str, ...]) -> list[Finding]
         for read in analysis.global_reads:
             todo.extend((b, False) for b in _live_bindings(book.bindings.get(read, [])) if b.imported is None)
     return list(dict.fromkeys(findings))
+
+
+_INSTALLED: dict[str, bool] = {}
+
+
+def _installed(module: str) -> bool:
+    """Can this process find the top-level module (without importing it)? A module the notebook wrote
+    itself (`%%writefile cheat.py`, `open("cheat.py", "w")`) cannot be read here."""
+    if module not in _INSTALLED:
+        try:
+            _INSTALLED[module] = module in sys.modules or importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            _INSTALLED[module] = False
+    return _INSTALLED[module]
 
 
 def _library(dotted: str, cell: int, line: int) -> str:
