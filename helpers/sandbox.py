@@ -367,6 +367,12 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     try:
         returncode, timed_out, cap = _watch(child, started + limit, folder, disk)
     finally:
+        if child.poll() is None:  # past a cap: kill it first, so that its status says so (kill_tree reaps blindly)
+            child.kill()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         kill_tree(os.getpid())
         hits, peak = cgroups.hits(), cgroups.memory_peak()
         cgroups.remove()

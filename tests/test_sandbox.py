@@ -139,6 +139,7 @@ while True:
 """
     summary, _ = run_confined(tmp_path, script, limit=3)
     assert summary["timed_out"] is True and summary["seconds"] < 15
+    assert summary["cap"] == "time" and summary["signal"] == 9
     assert processes_with(marker) == []
 
 

@@ -526,7 +526,7 @@ def test_a_file_over_the_size_cap_fails_to_grow_and_the_summary_says_so(root):
 def test_a_folder_over_the_disk_cap_is_stopped(root):
     script = "for i in range(6):\n    open(f'part{i}', 'wb').write(b'x' * (5 << 20))\nimport time\ntime.sleep(60)\n"
     summary, _, output = Box(root, "disk").run(script, options=("--disk", "10M"))
-    assert summary["cap"] == "disk" and summary["seconds"] < 30, output
+    assert summary["cap"] == "disk" and summary["signal"] == 9 and summary["seconds"] < 30, output
 
 
 def test_a_fork_flood_is_capped_and_its_tree_killed(root):
