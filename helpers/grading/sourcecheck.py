@@ -126,11 +126,14 @@ _CACHE: dict = {}
 
 
 def _notebook(sources: list[str]) -> _Notebook:
+    """The notebook read once: the last one read is kept, for the next exercise of the same notebook."""
     key = tuple(s if isinstance(s, str) else "" for s in sources)
-    if key not in _CACHE:
+    book = _CACHE.get(key)
+    if book is None:  # (safe with threads: the worst case reads a notebook twice)
+        book = _read_notebook(list(key))
         _CACHE.clear()
-        _CACHE[key] = _read_notebook(list(key))
-    return _CACHE[key]
+        _CACHE[key] = book
+    return book
 
 
 def _read_notebook(sources: list[str]) -> _Notebook:
