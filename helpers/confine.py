@@ -219,6 +219,7 @@ class Cgroups:
         for controller, limits in (("memory", self._memory_limits(memory)), ("pids", [("pids.max", str(processes))])):
             try:
                 folder = self._place(controller) / name
+                self._remove_stale(folder.parent)
                 folder.mkdir()
             except (OSError, ValueError):
                 continue
@@ -233,6 +234,17 @@ class Cgroups:
                 except OSError:
                     pass
             self.dirs[controller] = folder
+
+    @staticmethod
+    def _remove_stale(place: Path) -> None:
+        """Remove the empty cgroups of sandbox runners that were killed outright (no runner to remove them)."""
+        for stale in place.glob("seeing-networks-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    stale.rmdir()
+                except OSError:
+                    pass  # still holds a process, or another runner took it first
 
     @staticmethod
     def _memory_limits(memory: int) -> list[tuple[str, str]]:

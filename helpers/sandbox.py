@@ -350,6 +350,7 @@ def run(command: list[str], folder: str, limit: float, read: list[str], uid: int
     applied = isolate(folder, read, disk, namespaces)
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the user namespace's maps are written: they need it dumpable
     cgroups = Cgroups(memory, processes)
+    _CGROUPS.append(cgroups)
     shm = applied.get("shared storage") == "private"
     deny_tcp = "network" not in applied and abi >= 4
     caps = {"memory": memory, "disk": disk, "processes": processes}
@@ -423,8 +424,13 @@ def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool,
     }
 
 
+_CGROUPS: list[Cgroups] = []  # this runner's, for _stop to remove
+
+
 def _stop(signum, frame):  # SIGTERM/SIGINT/SIGHUP, or the grader died: take the tree down with us
     kill_tree(os.getpid())
+    for cgroups in _CGROUPS:
+        cgroups.remove()
     os._exit(128 + signum)
 
 

@@ -162,6 +162,14 @@ def test_the_runner_takes_its_tree_down_when_it_is_stopped(tmp_path):
     runner.terminate()  # what the grader does when it is stopped (and what PDEATHSIG does if it is killed)
     runner.wait(timeout=30)
     assert processes_with(marker) == []
+    places = []
+    for controller in ("memory", "pids"):
+        try:
+            places.append(sandbox.Cgroups._place(controller))  # where the runner, our child, made its own
+        except (OSError, ValueError):
+            continue
+    leftovers = [place for place in places if (place / f"seeing-networks-{runner.pid}").exists()]
+    assert leftovers == [], "the runner's cgroups outlived it"
 
 
 # --------------------------------------------------------------------------------------------
