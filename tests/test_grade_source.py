@@ -322,6 +322,11 @@ def test_tripwire_source_lists_each_name_once():
     compile(source, "<tripwire>", "exec")
 
 
+def test_harmless_magics_are_fine():
+    cells = ["%load_ext autoreload\n%autoreload 2\n%matplotlib inline", "%time x = 1", "!pip list", "%%timeit\ny = 2"]
+    assert scan([IMPORTS, *cells, "def box_iou(a, b):\n    return a"], BOX_IOU) == []
+
+
 def test_setattr_with_a_literal_name_outside_an_answer_is_fine():
     cell = "layer = torch.nn.Linear(2, 2)\nsetattr(layer, 'scale', 2.0)\ndelattr(layer, 'scale')"
     assert scan([IMPORTS, cell, "def box_iou(a, b):\n    return a"], BOX_IOU) == []
@@ -329,7 +334,8 @@ def test_setattr_with_a_literal_name_outside_an_answer_is_fine():
 
 def test_reading_globals_outside_an_answer_is_fine():
     """Notebook 01's knob check reads globals(); writing to it anywhere is what needs review."""
-    reads = 'if "K" in globals() and globals()["K"] != 1 and globals().get("L"):\n    print(vars(torch)["zeros"])'
+    reads = ('if "K" in globals() and globals()["K"] != 1 and globals().get("L"):\n    print(vars(torch)["zeros"])\n'
+             'print(sorted(globals()), vars(torch.nn.Linear(1, 1)))')
     assert scan([IMPORTS, reads, "def box_iou(a, b):\n    return a"], BOX_IOU) == []
     for write in ('globals()["box_iou"] = f', "globals().update(box_iou=f)", "g = globals()", "exec(s, globals())"):
         assert scan([IMPORTS, write], BOX_IOU), write

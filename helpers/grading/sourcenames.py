@@ -18,7 +18,7 @@ BINDER_BUILTINS = {"exec", "eval", "compile", "__import__", "globals", "vars", "
 BINDER_MODULES = ("sys.modules", "builtins", "__builtins__", "importlib.import_module", "importlib.reload")
 #: IPython magics that cannot define Python names (what `get_ipython().run_line_magic(...)` may call).
 HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "pwd", "ls", "precision", "prun",
-                    "capture", "system", "getoutput", "config"}
+                    "capture", "system", "getoutput", "config", "autoreload", "env", "history", "lsmagic", "xmode"}
 
 
 def chain_parts(node) -> tuple[ast.AST, list[str]] | None:
@@ -60,10 +60,13 @@ def resolve(node, aliases: dict, local: set, local_aliases: dict) -> str | None:
 
 
 READ_METHODS = {"get", "items", "keys", "values", "copy", "__contains__", "__getitem__"}
+#: Builtins that only read a namespace handed to them (`print(vars(model))`, `sorted(globals())`).
+READING_CALLS = {"print", "len", "sorted", "list", "dict", "set", "tuple", "repr", "str", "any", "all", "pprint", "display"}
 
 
 def only_reads_namespace(name: ast.Name, parents: dict) -> bool:
-    """Is this `globals()` / `vars(x)` only read: `k in globals()`, `globals()[k]`, `globals().get(k)`?"""
+    """Is this `globals()` / `vars(x)` only read: `k in globals()`, `globals()[k]`, `globals().get(k)`,
+    `print(vars(x))`? (Written, kept in a name, or handed to anything else, it may bind names.)"""
     call = parents.get(id(name))
     if not (isinstance(call, ast.Call) and call.func is name):
         return False
@@ -72,6 +75,8 @@ def only_reads_namespace(name: ast.Name, parents: dict) -> bool:
         return call in use.comparators and all(isinstance(op, (ast.In, ast.NotIn)) for op in use.ops)
     if isinstance(use, ast.Subscript):
         return use.value is call and isinstance(use.ctx, ast.Load)
+    if isinstance(use, ast.Call) and call in use.args:
+        return isinstance(use.func, ast.Name) and use.func.id in READING_CALLS
     return isinstance(use, ast.Attribute) and use.value is call and use.attr in READ_METHODS
 
 
@@ -88,7 +93,10 @@ def binder(node, aliases: dict, receivers: set) -> str | None:
             method = node.func.attr
             if method in ("run_line_magic", "run_cell_magic"):
                 magic = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
-                return None if magic in HARMLESS_MAGICS else f"the IPython magic `{safe_text(magic, 40)}`"
+                argument = node.args[1].value if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) else None
+                if magic in HARMLESS_MAGICS or (magic in ("load_ext", "reload_ext") and argument == "autoreload"):
+                    return None
+                return f"the IPython magic `{safe_text(magic, 40)}`"
             return None if method in ("system", "getoutput") else f"`get_ipython().{method}`"
         if isinstance(node.func, ast.Name) and node.func.id == "get_ipython" and id(node) not in receivers:
             return "`get_ipython()`"
