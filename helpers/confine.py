@@ -220,6 +220,8 @@ class Cgroups:
             try:
                 folder = self._place(controller) / name
                 self._remove_stale(folder.parent)
+                if folder.is_dir():  # a killed runner's, which had this pid before us
+                    folder.rmdir()
                 folder.mkdir()
             except (OSError, ValueError):
                 continue
