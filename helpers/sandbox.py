@@ -323,7 +323,12 @@ def _confine(folder: str, read: list[str], abi: int, caps: dict, cgroups: Cgroup
 def isolate(folder: str, read: list[str], size: int, allowed: bool) -> dict[str, str]:
     """Namespaces for this runner and its tree, where they can be had. Returns what applied."""
     privileged = os.geteuid() == 0
-    if not allowed or not enter_namespaces(privileged):
+    try:
+        entered = allowed and enter_namespaces(privileged)
+    except OSError as error:  # in them, but refused the uid map (as under AppArmor's userns restriction)
+        print(f"sandbox: user namespace without a uid map ({error}); mounts and loopback may fail", file=sys.stderr)
+        entered = True
+    if not entered:
         return {}
     applied = {"ipc": "namespace"}
     try:
