@@ -655,3 +655,18 @@ def test_submission_times_and_late_flags_reach_the_long_csv_and_the_gradebook(tm
     with open(tmp_path / "gb.csv", newline="") as f:
         book = {line["student"]: line for line in csv.DictReader(f)}
     assert book["2024001"][f"{NB2}/submitted_at"] == "2026-04-28T08:00:00.500000+00:00" and book["2024001"][f"{NB3}/late"] == ""
+
+
+def test_merged_shards_keep_what_the_lms_said(tmp_path, yaml_reader):
+    from helpers.grading.submissions import entry_record
+
+    chosen, _ = cb.choose_latest(cb.discover([gradescope_export(tmp_path)]))
+    lines = []
+    for e in chosen:
+        line = json.loads(results_line(e.path, [asdict(Result(e.student, NB2, "box_iou", True, "passed", "", str(e.path)))]))
+        lines.append(json.dumps({**line, "entry": entry_record(e)}))
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    merged = cb.merge([tmp_path / "r.jsonl"])
+    assert {key: (e.submitted_at, e.original_name, e.source) for key, e in merged.entries.items()} == {
+        (e.student, NB2): (e.submitted_at, e.original_name, "gradescope") for e in {e.path: e for e in chosen}.values()
+    }  # one line per file graded (a group's file is graded once)

@@ -198,7 +198,7 @@ def merge_command(args) -> int:
         print(f"python -m helpers.grade merge: {error}", file=sys.stderr)
         return 2
     results = [Result(**{k: row[k] for k in Result.__dataclass_fields__}) for row in rows]
-    outcome = Outcome(results, {}, meta=rows.meta or gradebook.course_meta(None))
+    outcome = Outcome(results, {}, meta=rows.meta or gradebook.course_meta(None), entries=rows.entries or {})
     if args.roster:
         students = roster.read_roster(args.roster)
         found = {getattr(roster.find_student(students, r.student), "id", None) for r in results}

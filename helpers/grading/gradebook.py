@@ -234,7 +234,7 @@ def write_gradebook(
                 writer.writerow(line)
     if fmt == "canvas":
         side = path.with_name(path.name + ".meta.json")
-        side.write_text(json.dumps({**meta, "gradebook": path.name, "format": "canvas", "id_column": id_column}, indent=2, default=str) + "\n")
+        side.write_text(json.dumps({**meta, "gradebook": path.name, "format": "canvas", "id_column": id_column or "auto: ID only for Canvas user ids"}, indent=2, default=str) + "\n")
         written.append(side)
     return written
 

@@ -27,7 +27,7 @@ from helpers.grading.prepare import prepare
 from helpers.grading.records import NOT_SUBMITTED, Result, one_line, printable, read_results
 from helpers.grading.roster import missing_students
 from helpers.grading.runner import SANDBOX_GID, SANDBOX_UID, Runners, run_graded
-from helpers.grading.submissions import Submission, find_class, read_submission
+from helpers.grading.submissions import Submission, entry_record, find_class, read_submission
 
 DEFAULT_TIMEOUT = 900  # seconds per cell
 DEFAULT_NOTEBOOK_TIMEOUT = 3600  # seconds per notebook, wall clock
@@ -195,7 +195,7 @@ def grade_class(
         with lock:
             if results_path and not runners.stopping:
                 with results_path.open("a") as f:
-                    line = {"path": str(sub.path), "sha256": sub.sha256, "meta": meta, "rows": [asdict(r) for r in rows]}
+                    line = {"path": str(sub.path), "sha256": sub.sha256, "meta": meta, "rows": [asdict(r) for r in rows], "entry": entry_record(sub.entry)}
                     f.write(json.dumps(line) + "\n")
         return rows
 

@@ -139,11 +139,13 @@ def shard_from_env(environ: Mapping[str, str] | None = None, n: int | None = Non
 
 class Merged(list):
     """The rows `merge` returns (a list of dicts), with `skipped` (unreadable lines), `notebooks` (graded
-    notebooks) and `meta` (the course version, timeout and date the first graded line recorded, or None)."""
+    notebooks) and `meta` (the course version, timeout and date the first graded line recorded, or None),
+    and `entries` ({(student, notebook): submissions.Entry} recorded by the lines: late, time, file)."""
 
     skipped: int = 0
     notebooks: int = 0
     meta: dict | None = None
+    entries: dict | None = None
 
 
 def merge(results_files: Iterable[str | Path]) -> Merged:
@@ -157,6 +159,7 @@ def merge(results_files: Iterable[str | Path]) -> Merged:
     if isinstance(results_files, (str, bytes, Path)):
         raise TypeError("results_files must be a list of files, got a single path: wrap it in a list")
     done: dict[tuple[str, str], list[dict]] = {}
+    lms: dict[tuple[str, str], object] = {}
     skipped, meta = 0, None
     for given in results_files:
         path = Path(given)
@@ -178,6 +181,18 @@ def merge(results_files: Iterable[str | Path]) -> Merged:
             done[key] = rows
             if meta is None and isinstance(entry.get("meta"), dict):
                 meta = entry["meta"]
+            lms[key] = _entry(entry.get("entry"), rows)
     out = Merged(row for key in sorted(done) for row in done[key])
     out.skipped, out.notebooks, out.meta = skipped, len(done), meta
+    out.entries = {(row["student"], row["notebook"]): lms[key] for key in sorted(done) if lms.get(key) for row in done[key]}
     return out
+
+
+def _entry(record, rows: list[dict]):
+    """The submissions.Entry a results line recorded for its notebook (LMS, late, time), or None."""
+    from helpers.grading.submissions import entry_from_record
+
+    try:
+        return entry_from_record(record) if isinstance(record, dict) and rows else None
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -70,6 +70,23 @@ class Entry:
         return self.student_id or self.name_key or self.student_name
 
 
+ENTRY_RECORD = ("student_id", "student_name", "email", "notebook", "source", "original_name", "name_key", "late", "file_id")
+
+
+def entry_record(entry: Entry | None) -> dict | None:
+    """An Entry as plain JSON data (for a --results line), or None: what the outputs say about a submission."""
+    if entry is None:
+        return None
+    record = {name: getattr(entry, name) for name in ENTRY_RECORD}
+    return {**record, "path": str(entry.path), "submitted_at": entry.submitted_at.isoformat() if entry.submitted_at else None}
+
+
+def entry_from_record(record: dict) -> Entry:
+    """The Entry `entry_record` wrote. Raises KeyError, TypeError or ValueError for anything else."""
+    when = parse_timestamp(record.get("submitted_at"))
+    return Entry(**{name: record[name] for name in ENTRY_RECORD}, path=Path(record["path"]), submitted_at=when)
+
+
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
