@@ -1,7 +1,8 @@
-"""The small CNNs of notebook 01: a classifier, and a localiser that adds a box head.
+"""The small CNN of notebook 01 (a classifier) and the reference joint loss of its localiser.
 
-Both read images `[B, 3, S, S]` (S divisible by 16) and are small enough to train on a laptop CPU
-in seconds.
+The localiser itself is written in the notebook (its reference, for the check, is
+`helpers.exercises.nb01.ReferenceLocaliser`). The classifier reads images `[B, 3, S, S]` (S divisible
+by 16) and is small enough to train on a laptop CPU in seconds.
 """
 
 from __future__ import annotations
@@ -17,34 +18,23 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallConvNet(nn.Module):
-    """Four conv blocks (stride 16 in all), then heads.
+    """Four conv blocks (stride 16 in all), then a class head on the global max of the last feature map.
 
-    - `forward(x)` returns class logits `[B, num_classes]` and, when `box_head=True`, also boxes
-      `[B, 4]` as xyxy fractions of the image side in [0, 1] (multiply by the side for pixels).
-    - The class head takes the maximum of the final feature map over space (a global max); the box
-      head flattens it, since *where* something is must survive to the output.
+    `forward(x)` returns class logits `[B, num_classes]`. `features` maps `[B, 3, S, S]` to
+    `[B, widths[-1], S/16, S/16]`; a localiser reuses it. A global max suits small objects: the shape may
+    sit anywhere and cover a few percent of the picture.
     """
 
-    def __init__(self, num_classes: int = 3, image_size: int = 64, widths=(16, 32, 64, 64), box_head: bool = False):
+    def __init__(self, num_classes: int = 3, image_size: int = 64, widths=(16, 32, 64, 64)):
         super().__init__()
         if image_size % 16:
             raise ValueError(f"image_size must be divisible by 16, got {image_size}")
         chans = (3,) + tuple(widths)
         self.features = nn.Sequential(*[conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
         self.classifier = nn.Linear(widths[-1], num_classes)
-        cells = (image_size // 16) ** 2
-        self.box_regressor = (
-            nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * cells, 128), nn.ReLU(inplace=True), nn.Linear(128, 4))
-            if box_head
-            else None
-        )
 
-    def forward(self, x: torch.Tensor):
-        f = self.features(x)
-        logits = self.classifier(f.amax(dim=(2, 3)))
-        if self.box_regressor is None:
-            return logits
-        return logits, torch.sigmoid(self.box_regressor(f))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).amax(dim=(2, 3)))
 
 
 def joint_localisation_loss(class_logits, pred_boxes, labels, true_boxes, box_weight: float = 1.0):

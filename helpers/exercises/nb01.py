@@ -1,13 +1,16 @@
-"""Exercises of notebook 01: the four vision tasks and the joint localisation loss."""
+"""Exercises of notebook 01: the four vision tasks, the joint localisation loss and the localiser
+itself (the capstone: the notebook trains the student's `Localiser` with their `joint_loss` once both
+pass their checks, and the references here until then: `mine_or_reference`)."""
 
 from functools import partial
 
 import torch
+import torch.nn as nn
 
 from helpers.boxes import paired_box_iou
 from helpers.data import ShapesScenes, semantic_from_instances as _semantic
-from helpers.exercises.core import Case, FunctionExercise, compare_tensors
-from helpers.models import joint_localisation_loss
+from helpers.exercises.core import Case, Exercise, FunctionExercise, compare_tensors
+from helpers.models import conv_block, joint_localisation_loss
 
 NOTEBOOK = "01_vision_tasks"
 
@@ -112,3 +115,123 @@ joint_loss = FunctionExercise(
         return classification + box_weight * box
     ''',
 )
+
+
+# --------------------------------------------------------------------------------------------
+# The capstone: the localiser, a classifier with a second head for one box
+# --------------------------------------------------------------------------------------------
+
+
+class ReferenceLocaliser(nn.Module):
+    """The course's localiser: `features` (conv blocks, `[B, 3, S, S] -> [B, channels, g, g]`, `g * g =
+    cells`), a class head on the global max of the features, and a box head on all of them.
+
+    `forward(images)` returns `(class logits [B, num_classes], boxes [B, 4])`, the boxes xyxy as
+    fractions of the image side, in (0, 1) by a sigmoid.
+    """
+
+    def __init__(self, features: nn.Module, channels: int, cells: int, num_classes: int = 3, hidden: int = 128):
+        super().__init__()
+        self.features = features
+        self.class_head = nn.Linear(channels, num_classes)
+        self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * cells, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+    def forward(self, images: torch.Tensor):
+        f = self.features(images)
+        return self.class_head(f.amax(dim=(2, 3))), torch.sigmoid(self.box_head(f))
+
+
+def _features(seed: int, channels: int) -> nn.Sequential:
+    """Four small conv blocks (stride 16) with weights drawn from `seed`, ending in `channels` maps."""
+    torch.manual_seed(seed)
+    widths = (3, 8, 8, 16, channels)
+    return nn.Sequential(*[conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
+
+
+class LocaliserExercise(FunctionExercise):
+    """The student writes an `nn.Module` class. A case is `(seed, channels, size, images)`: the class is
+    built on conv blocks drawn from `seed`, given the reference's weights (so the comparison does not
+    depend on how the layers were initialised; the layer names must be the ones the notebook asks for),
+    and run in eval mode on `images`. Whatever the answer returns that is not a module is judged as
+    the outputs themselves."""
+
+    def call(self, function, case: Case, number: int):
+        seed, channels, size, images = case.args
+        cells = (size // 16) ** 2
+        weights = ReferenceLocaliser(_features(seed, channels), channels, cells).state_dict()
+        torch.manual_seed(seed + 1 + number)
+        model = function(_features(seed, channels), channels, cells)
+        if not isinstance(model, nn.Module):
+            return model
+        missing, unexpected = _differences(model.state_dict(), weights)
+        if missing or unexpected:
+            raise ValueError(f"the layers differ from the ones asked for (features, class_head, box_head): "
+                             f"missing {missing[:4]}, unexpected {unexpected[:4]}")
+        model.load_state_dict(weights)
+        model.eval()
+        with torch.no_grad():
+            return model(images.clone())
+
+
+def _differences(got: dict, wanted: dict) -> tuple[list, list]:
+    """Parameter names (and shapes) in `wanted` but not in `got`, and the other way round."""
+    shapes = lambda d: {f"{k} {list(v.shape)}" for k, v in d.items()}  # noqa: E731
+    return sorted(shapes(wanted) - shapes(got)), sorted(shapes(got) - shapes(wanted))
+
+
+def _localiser_cases():
+    g = torch.Generator().manual_seed(3)
+    return [Case(f"{channels} feature maps, {size}x{size} images, a batch of {batch}",
+                 (seed, channels, size, torch.rand(batch, 3, size, size, generator=g)))
+            for seed, channels, size, batch in ((0, 16, 32, 2), (1, 24, 48, 5))]
+
+
+def _hidden_localiser_cases(generator: torch.Generator) -> list[Case]:
+    seed = int(torch.randint(100, 10**6, (), generator=generator))
+    return [Case(f"{channels} feature maps, {size}x{size} images", (seed + k, channels, size, torch.rand(3, 3, size, size, generator=generator)))
+            for k, (channels, size) in enumerate(((8, 32), (20, 64)))]
+
+
+Localiser = LocaliserExercise(
+    notebook=NOTEBOOK,
+    name="Localiser",
+    reference=ReferenceLocaliser,
+    cases=_localiser_cases,
+    hidden_cases=_hidden_localiser_cases,
+    hint="The class head is one nn.Linear from `channels` numbers to the classes: give it, per feature map, the "
+    "strongest response anywhere (the max over both spatial dimensions, dim=(2, 3)). The box head must know "
+    "where things are, so it sees every cell: nn.Sequential of nn.Flatten, nn.Linear (channels * cells in, "
+    "hidden out), nn.ReLU and nn.Linear (hidden in, 4 out), in that order. A sigmoid squashes its four "
+    "outputs into (0, 1); forward returns the logits and the boxes, in that order.",
+    solution='''
+    class Localiser(nn.Module):
+        def __init__(self, features, channels, cells, num_classes=3, hidden=128):
+            super().__init__()
+            self.features = features
+            self.class_head = nn.Linear(channels, num_classes)
+            self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * cells, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+        def forward(self, images):
+            f = self.features(images)
+            logits = self.class_head(f.amax(dim=(2, 3)))
+            boxes = torch.sigmoid(self.box_head(f))
+            return logits, boxes
+    ''',
+    library=("helpers.models.SmallConvNet",),
+)
+
+
+def mine_or_reference(exercise: Exercise, answer):
+    """`answer` if it passes `exercise`'s check, else the exercise's reference; prints which is used.
+
+    For the capstone training: it trains with the student's code once that code is right, and with
+    the reference (so that the rest of the notebook still runs) until then.
+    """
+    from helpers.exercises.core import MISSING
+
+    verdict = exercise.judge(exercise.record(MISSING if answer is None else answer))
+    if verdict.passed:
+        print(f"{exercise.name}: yours (it passes its check)")
+        return answer
+    print(f"{exercise.name}: the course's reference (yours does not pass its check yet: {verdict.status})")
+    return exercise.reference

@@ -1,6 +1,7 @@
 """Plausible wrong answers to notebook 01's exercises."""
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -36,7 +37,51 @@ def _intersection_over_first_area(a, b):
     return w * h / ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))
 
 
+class _LocaliserBase(nn.Module):
+    """The layers the notebook asks for; the subclasses get forward wrong in one way each."""
+
+    def __init__(self, features, channels, cells, num_classes=3, hidden=128):
+        super().__init__()
+        self.features = features
+        self.class_head = nn.Linear(channels, num_classes)
+        self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * cells, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+
+class _LocaliserAveraging(_LocaliserBase):
+    def forward(self, images):
+        f = self.features(images)
+        return self.class_head(f.mean(dim=(2, 3))), torch.sigmoid(self.box_head(f))  # a global average, not a max
+
+
+class _LocaliserWithoutSigmoid(_LocaliserBase):
+    def forward(self, images):
+        f = self.features(images)
+        return self.class_head(f.amax(dim=(2, 3))), self.box_head(f)  # boxes not squashed into (0, 1)
+
+
+class _LocaliserSwapped(_LocaliserBase):
+    def forward(self, images):
+        f = self.features(images)
+        return torch.sigmoid(self.box_head(f)), self.class_head(f.amax(dim=(2, 3)))  # boxes first
+
+
+class _LocaliserBoxFromPooled(nn.Module):
+    """The box head sees only the pooled features: it cannot know where the object is (other layers)."""
+
+    def __init__(self, features, channels, cells, num_classes=3, hidden=128):
+        super().__init__()
+        self.features = features
+        self.class_head = nn.Linear(channels, num_classes)
+        self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+    def forward(self, images):
+        f = self.features(images)
+        pooled = f.amax(dim=(2, 3))
+        return self.class_head(pooled), torch.sigmoid(self.box_head(pooled))
+
+
 WRONG = {
+    "Localiser": [_LocaliserAveraging, _LocaliserWithoutSigmoid, _LocaliserSwapped, _LocaliserBoxFromPooled],
     "semantic_from_instances": [_semantic_from_one_based_index, _semantic_as_float, _semantic_as_uint8],
     "paired_iou": [_iou_without_clamp, _intersection_over_first_area],
     "joint_loss": [
