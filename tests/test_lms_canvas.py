@@ -266,3 +266,27 @@ def test_loose_notebooks_can_be_given_a_student(tmp_path):
     notebook_file(tmp_path / "solutions" / "alice" / f"{NB2}.ipynb")
     assert {e.student for e in discover([tmp_path / "solutions"])} == {"solutions", "alice"}
     assert {e.student for e in discover([tmp_path / "solutions"], student="solutions (reference)")} == {"solutions (reference)", "alice"}
+
+
+def test_a_gradescope_student_without_an_sid_is_found_once_in_a_canvas_roster(tmp_path):
+    from helpers.grading.roster import find_student, missing_students
+    from helpers.grading.submissions import Entry
+
+    roster = read_roster(canvas_roster(tmp_path / "export.csv"))  # Canvas's export has no e-mail column
+    entry = Entry("ana@uni.edu", "Ana Núñez", "ana@uni.edu", tmp_path / "x.ipynb", NB2, None, "gradescope", f"{NB2}.ipynb")
+    assert find_student(roster, entry).id == "103"  # by the name, written the other way round
+    assert "103" not in [s.id for s in missing_students(roster, [entry])]
+
+
+def test_rows_keyed_by_e_mail_land_on_the_roster_s_line(tmp_path):
+    from helpers.grading.roster import roster_keys
+    from helpers.grading.submissions import Entry
+
+    roster = read_roster(canvas_roster(tmp_path / "export.csv"))
+    entry = Entry("ana@uni.edu", "Ana Núñez", "ana@uni.edu", tmp_path / "x.ipynb", NB2, None, "gradescope", f"{NB2}.ipynb")
+    keys = roster_keys(roster, [entry])
+    assert keys == {"ana@uni.edu": "103"}
+    rows = [{**r, "student": keys.get(r["student"], r["student"])} for r in [asdict(Result("ana@uni.edu", NB2, "box_iou", True, "passed"))]]
+    header, table = gradebook.gradebook(rows, POINTS, roster)
+    assert [line[0] for line in table] == ["101", "102", "103", "104", "105"]  # one line for Ana, no second one
+    assert dict(zip(header, table[2]))[NB2] == 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -198,8 +198,3 @@ def reupload_name(entry: Entry, filename: str) -> str:
 def rescale(earned: float, maximum: float, lms_points: float) -> float:
     """`earned` of `maximum` course points as points of an LMS assignment worth `lms_points` (2 decimals)."""
     return round(earned / maximum * lms_points, 2) if maximum else 0.0
-
-
-def entries_by_key(entries: Iterable[Entry]) -> Mapping[tuple[str, str], Entry]:
-    """{(student, notebook): entry}: what the outputs need to say about each handed-in notebook."""
-    return {(e.student, e.notebook): e for e in entries if e is not None}

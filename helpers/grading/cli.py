@@ -42,7 +42,8 @@ def write_outputs(outcome: Outcome, args) -> None:
         gradebook.write_csv(outcome.results, args.csv, outcome.entries)
         print(f"wrote {args.csv}")
     if args.gradebook:  # (the gradebook adds the roster's missing students itself)
-        handed_in = [r for r in rows if r["status"] != NOT_SUBMITTED]
+        keys = roster.roster_keys(students, outcome.entries.values())
+        handed_in = [{**r, "student": keys.get(r["student"], r["student"])} for r in rows if r["status"] != NOT_SUBMITTED]
         for path in gradebook.write_gradebook(args.gradebook, handed_in, points, roster=students, fmt=args.format, meta=outcome.meta,
                                               **lms_options(args, outcome, students, named)):  # fmt: skip
             print(f"wrote {path}")
@@ -73,7 +74,8 @@ def lms_options(args, outcome, students, named: set[str]) -> dict:
         titles, possible = canvas.assignments_from_export(args.assignments_from, sorted(named))
         names = {**titles, **names}
         lms_points = {**(possible if args.rescale else {}), **lms_points}
-    remap = lambda key: getattr(roster.find_student(students, key), "id", key) if students else key  # noqa: E731
+    keys = roster.roster_keys(students, outcome.entries.values())
+    remap = lambda key: keys.get(key) or getattr(roster.find_student(students, key), "id", key) if students else key  # noqa: E731
     entries = {(remap(student), nb): entry for (student, nb), entry in outcome.entries.items()}
     canvas_ids = {remap(key): uid for key, uid in canvas.canvas_user_ids(outcome.entries.values(), students).items()}
     return {"id_column": None if args.id_column == "auto" else args.id_column, "assignment_names": names, "canvas_ids": canvas_ids,

@@ -107,7 +107,7 @@ def find_student(roster: Iterable[Student], who: str | Entry) -> Student | None:
     roster = _check_roster(roster)
     if isinstance(who, Entry):
         ids = {who.student_id, who.email.lower()} - {""}
-        keys = {who.name_key} if who.name_key else set()
+        keys = {who.name_key} if who.name_key else _name_keys(who.student_name)  # "Ana Núñez" finds "Núñez, Ana"
         names = {who.student_name.casefold()} - {""}
     elif isinstance(who, str):
         ids, keys, names = {who, who.lower()} - {""}, {name_key(who)} - {""}, {who.casefold()} - {""}
@@ -137,6 +137,19 @@ def with_roster(entries: Iterable[Entry], roster: Iterable[Student]) -> list[Ent
         s = find_student(roster, entry)
         out.append(entry if s is None else replace(entry, student_id=s.id, student_name=s.name or entry.student_name, email=s.email or entry.email))
     return out
+
+
+def roster_keys(roster: Iterable[Student] | None, entries: Iterable[Entry]) -> dict[str, str]:
+    """{row key: roster id} for every entry `find_student` places in the roster (by id, SIS ids, e-mail,
+    name or Canvas name key): the rows of a Gradescope student without an SID, keyed by e-mail, land on
+    the roster's student, not on a second line."""
+    roster = _check_roster(roster)
+    keys = {}
+    for entry in entries:
+        s = find_student(roster, entry) if roster and isinstance(entry, Entry) else None
+        if s is not None:
+            keys[entry.student] = s.id
+    return keys
 
 
 def missing_students(roster: Iterable[Student], entries: Iterable[Entry]) -> list[Student]:
