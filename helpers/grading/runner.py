@@ -140,7 +140,8 @@ async def _execute(client, labels: list[str], timeout: float, limit: float, star
             took = time.monotonic() - began
             whose = f" (the notebook's limit of {limit:g} s)" if timeout > left else ""
             interrupted = await _interrupt(client)
-            run.stopped = ("timed out", f"timed out in {label} after {took:.0f} s{whose}" + ("" if interrupted else "; it ignored the interrupt and was killed"))
+            killed = f"; it ignored the interrupt and was killed {time.monotonic() - began:.0f} s after the cell began"
+            run.stopped = ("timed out", f"timed out in {label} after {took:.0f} s{whose}" + ("" if interrupted else killed))
             return
         except DeadKernelError:
             run.stopped = ("kernel died", f"the kernel died in {label} (noticed after {time.monotonic() - began:.1f} s)")
