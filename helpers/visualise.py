@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from helpers.features import FeatureNetwork
+from helpers.session import capped_steps
 
 
 def _check_batch(images, argument: str = "images") -> None:
@@ -115,6 +116,7 @@ def class_visualisation(net: FeatureNetwork, target: int, size: int = 160, steps
         raise TypeError(f"net must be a classifier FeatureNetwork (load_classifier()), got {type(net).__name__}")
     if not 0 <= int(target) < len(net.categories):
         raise ValueError(f"target must be a class index from 0 to {len(net.categories) - 1}, got {target!r}")
+    steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
     model, device = pixels_to_logits(net), net.mean.device
     generator = torch.Generator().manual_seed(seed)
     x = (0.5 + 0.02 * torch.randn(1, 3, size, size, generator=generator)).to(device)
