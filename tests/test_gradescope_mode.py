@@ -163,3 +163,22 @@ def test_a_graded_upload_has_one_test_per_exercise_in_notebook_order(tmp_path):
     assert sorted(t["name"] for t in results["tests"]) == sorted(f"{nb}: {ex}" for nb, ex in points)
     assert {t["visibility"] for t in results["tests"]} == {"after_published"}
     assert results["extra_data"]["uploaded_file"] == "my work.ipynb"
+
+
+def test_the_folders_in_the_way_are_found_from_the_real_path(tmp_path):
+    from helpers.grading.access import closed_on_the_way, fix_command
+
+    outer, inner = tmp_path / "home", tmp_path / "home" / "me" / "venv" / "bin"
+    inner.mkdir(parents=True)
+    python = inner / "python"
+    python.write_text("#!/bin/sh\n")
+    for folder in (tmp_path, outer, outer / "me", outer / "me" / "venv", inner):
+        folder.chmod(0o755)
+    python.chmod(0o755)
+    (outer / "me").chmod(0o700)
+    folders, files = closed_on_the_way(python)
+    assert outer / "me" in folders and files == []
+    assert fix_command(python).startswith("chmod o+x ") and fix_command(python).endswith(str(outer / "me"))
+    (outer / "me").chmod(0o711)
+    python.chmod(0o700)
+    assert closed_on_the_way(python)[1] == [python] and fix_command(python).endswith(f"chmod o+rx {python}")

@@ -184,6 +184,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def command(args) -> int:
     """Run the gradescope subcommand: 0 whenever results.json was written (it always is, unless the disk fails)."""
+    if args.notebook_timeout >= GRADESCOPE_TIMEOUT:
+        print(f"warning: --notebook-timeout {args.notebook_timeout:g} s is not below Gradescope's default limit of {GRADESCOPE_TIMEOUT} s for the "
+              "whole run: raise the assignment's autograder timeout too, or Gradescope may stop the run before results.json is written", file=sys.stderr)  # fmt: skip
     results = run_gradescope(args.notebook, args.submission, args.results_json, timeout=args.timeout,
                              notebook_timeout=args.notebook_timeout, visibility=args.visibility, hidden_visibility=args.hidden_visibility)  # fmt: skip
     print(f"wrote {args.results_json}: {results['score']} points. {results['output']}")
