@@ -644,3 +644,15 @@ def test_any_error_while_grading_one_submission_becomes_its_own_rows(tmp_path, m
     monkeypatch.setattr(grader, "run_graded", fail(MemoryError("no memory left")))
     rows = grader.grade_one(sub, tmp_path, settings, Runners(), grader.Outcome([], {}))
     assert {r.status for r in rows} == {"runner error"} and all("MemoryError: no memory left" in r.detail for r in rows)
+
+
+def test_a_needs_review_finding_names_its_key_and_counts_for_nothing_once_accepted():
+    from helpers.exercises import nb00
+    from helpers.grading.judging import source_findings
+
+    sources = ["import torch", "def to_grayscale(image):\n    return eval('0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]')"]
+    status, detail = source_findings(sources, nb00.to_grayscale, (), "amy")
+    assert status == "needs review" and "--accept amy:" in detail, detail
+    key = re.search(r"--accept amy:(\w+)", detail).group(1)
+    assert source_findings(sources, nb00.to_grayscale, [f"amy:{key}"], "amy") is None
+    assert source_findings(sources, nb00.to_grayscale, [f"bob:{key}"], "amy")[0] == "needs review"  # another student's acceptance

@@ -131,6 +131,8 @@ def add_grade_options(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds per notebook, wall clock (default {DEFAULT_NOTEBOOK_TIMEOUT})")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: one per core)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the hidden cases, to reproduce a run (default: a fresh secret one)")
+    parser.add_argument("--accept", action="append", default=[], metavar="[STUDENT:]KEY",
+                        help="accept a 'needs review' finding after reading it (its key is in the row's detail)")  # fmt: skip
     parser.add_argument("--run-all", action="store_true", help=f"also run the cells tagged {SKIP_TAG} (trainings no check needs)")
     parser.add_argument("--shard", help="grade only slice K of N of the submissions, as K/N (K from 0)")
     parser.add_argument("--shard-from-env", action="store_true",
@@ -174,7 +176,7 @@ def grade_command(args) -> int:
         outcome = grade_class(
             args.paths, timeout=args.timeout, workers=args.workers, notebook_timeout=args.notebook_timeout,
             results_file=args.results, resume=args.resume, seed=args.seed, exercise_modules=parse_modules(args.exercises),
-            shard=shard, roster=students, keep_executed=bool(args.feedback), skip=not args.run_all, student=args.student, groups=groups,
+            shard=shard, roster=students, keep_executed=bool(args.feedback), skip=not args.run_all, student=args.student, groups=groups, accept=args.accept,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, TypeError, PermissionError) as error:
         print(f"python -m helpers.grade: {error}", file=sys.stderr)

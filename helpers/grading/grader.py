@@ -99,7 +99,7 @@ def grade_one(sub: Submission, root: Path, settings: dict, runners: Runners, out
         if run.summary.get("protections"):
             outcome.meta.setdefault("sandbox", run.summary["protections"])
         sources = [c.get("source", "") for c in sub.nb.cells if c.get("cell_type") == "code"]
-        return in_notebook_order(verdicts(sub, exercises, run, settings["seed"], sources), nb)
+        return in_notebook_order(verdicts(sub, exercises, run, settings["seed"], sources, settings.get("accept", ())), nb)
     except BaseException as error:  # noqa: BLE001 - one submission, one row, whatever it holds
         if isinstance(error, KeyboardInterrupt):
             raise
@@ -141,6 +141,7 @@ def grade_class(
     roster: list | None = None,
     keep_executed: bool = False,
     skip: bool = True,
+    accept: list[str] | None = None,
     student: str | None = None,
     groups: list | None = None,
 ) -> Outcome:
@@ -151,7 +152,7 @@ def grade_class(
     (roster.Student list) adds a "not submitted" row per student with no notebook; `results_file` gets
     one JSON line per notebook as it finishes, and with `resume` the notebooks already in it are not
     graded again; `keep_executed` keeps each notebook as it ran (for feedback); `skip` leaves out the
-    cells tagged `grader-skip`; `student` names the student of loose notebooks and `groups` (Canvas's group
+    cells tagged `grader-skip`; `accept` lists the "needs review" findings the instructor accepted (keys, or "student:key"); `student` names the student of loose notebooks and `groups` (Canvas's group
     export) credits every group member (see `submissions.find_class`). Raises FileNotFoundError for a missing path, ValueError when no
     notebook is found or an argument is out of range, PermissionError when the sandbox user cannot
     run this Python (root only).
@@ -178,7 +179,7 @@ def grade_class(
     workers = workers or max(1, min(os.cpu_count() or 1, len(distinct) or 1))
     settings = {
         "modules": exercise_modules, "skip": skip, "timeout": timeout, "notebook_timeout": notebook_timeout, "keep_executed": keep_executed,
-        "seed": secrets.randbits(63) if seed is None else int(seed),
+        "seed": secrets.randbits(63) if seed is None else int(seed), "accept": list(accept or []),
         "threads": max(1, min(2, (os.cpu_count() or 1) // workers)),  # never more kernels' threads than cores
     }  # fmt: skip
     already = len({str(s.path) for s in subs}) - len(distinct)

@@ -26,17 +26,23 @@ def stop_reason(run: Run) -> tuple[str, str] | None:
     return status, detail
 
 
-def source_findings(sources: list[str], exercise) -> tuple[str, str] | None:
-    """("uses a library implementation" | "needs review", detail) from the source check, or None."""
+def source_findings(sources: list[str], exercise, accept=(), who: str = "") -> tuple[str, str] | None:
+    """("uses a library implementation" | "needs review", detail) from the source check, or None.
+
+    A "needs review" finding the instructor accepted (`accept`: its key, or "student:key") counts for
+    nothing; the detail of one not accepted ends with the option that accepts it.
+    """
     try:
-        from helpers.grading.sourcecheck import scan
+        from helpers.grading.sourcecheck import accepted, scan
     except ImportError:
         return None
-    findings = scan(sources, exercise)
-    for kind, status in (("library", "uses a library implementation"), ("dynamic", "needs review")):
-        found = [f.detail for f in findings if f.kind == kind]
-        if found:
-            return status, "; ".join(found)
+    findings = [f for f in scan(sources, exercise) if not accepted(f, accept, who)]
+    library = [f.detail for f in findings if f.kind == "library"]
+    if library:
+        return "uses a library implementation", "; ".join(library)
+    dynamic = [f for f in findings if f.kind == "dynamic"]
+    if dynamic:
+        return "needs review", "; ".join(f"{f.detail} [accept: --accept {who}:{f.key}]" for f in dynamic)
     return None
 
 
@@ -66,7 +72,7 @@ def verdict(exercise, answer, seed: int, stopped: tuple[str, str] | None) -> tup
     return False, "error", "the grader could not ask for this answer"
 
 
-def verdicts(sub, exercises: list, run: Run, seed: int, sources: list[str]) -> list[Result]:
+def verdicts(sub, exercises: list, run: Run, seed: int, sources: list[str], accept=()) -> list[Result]:
     """One row per exercise the course registers for the notebook, judged in this process."""
     stopped = stop_reason(run)
     rows = []
@@ -74,7 +80,7 @@ def verdicts(sub, exercises: list, run: Run, seed: int, sources: list[str]) -> l
         answer = run.answers.get(exercise.name)
         passed, status, detail = verdict(exercise, answer, seed, stopped)
         if isinstance(answer, dict) and answer.get("state") not in ("missing", None):
-            flagged = source_findings(sources, exercise) or tripped(answer, exercise)
+            flagged = source_findings(sources, exercise, accept, sub.student) or tripped(answer, exercise)
             if flagged and status in ("passed", "incorrect"):
                 passed, (status, detail) = False, flagged
         rows.append(Result(sub.student, sub.notebook, exercise.name, passed, status, one_line(detail, 300), str(sub.path)))
