@@ -38,6 +38,7 @@ cgroup); `protections` what applied (see `protections()`).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -61,6 +62,7 @@ DEFAULT_DISK = 1 * GiB  # bytes in the folder; also the largest file, and the si
 DEFAULT_PROCESSES = 512  # processes and threads of the tree
 DISK_ENTRIES = 100_000  # more files than this in the folder counts as over the disk cap
 SOCKET_PATH_MAX = 107  # the longest Unix socket path Linux takes
+AUTO_UIDS = range(1_900_000_000, 1_900_065_536)  # --uid auto: one of these, held by no other sandbox
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,13 +189,16 @@ def kernel_transport(folder: str | Path) -> dict[str, str]:
     return {"transport": "ipc", "ip": ip}
 
 
-def command_line(folder: str | Path, limit: float, uid: int | None = None, gid: int | None = None, **caps) -> list[str]:
-    """The argv that runs a command in a sandbox at `folder` (append the command after it).
+def command_line(folder: str | Path, limit: float, uid: int | str | None = None, gid: int | None = None, **caps) -> list[str]:
+    """The argv that runs a command in a sandbox at `folder` (append the command after it); `uid` may
+    be "auto" (a uid of its own, see `claim_uid`).
 
     `caps`: memory, disk, processes (ints), read (list of paths), no_namespaces (bool), parent (pid).
     """
     argv = [sys.executable, "-m", __name__, "--limit", f"{limit:g}", "--folder", str(folder)]
-    if uid is not None:
+    if uid == "auto":
+        argv += ["--uid", "auto"]
+    elif uid is not None:
         argv += ["--uid", str(uid), "--gid", str(uid if gid is None else gid)]
     for name in ("memory", "disk", "processes", "parent"):
         if caps.get(name) is not None:
@@ -432,6 +437,44 @@ def _protections(applied: dict, abi: int, uid, cgroups: Cgroups, deny_tcp: bool,
 _CGROUPS: list[Cgroups] = []  # this runner's, for _stop to remove
 
 
+def claim_uid(uids: range = AUTO_UIDS) -> tuple[int, int]:
+    """A uid of `uids` that no other running sandbox holds: (uid, the descriptor of its lock, to keep
+    open while the sandbox runs). Root only. The locks are files in a root-only folder, held with flock.
+    Raises PermissionError when the lock folder is not root's, RuntimeError when every uid is taken."""
+    locks = "/run/lock/seeing-networks-uids" if os.path.isdir("/run/lock") else os.path.join(tempfile.gettempdir(), "seeing-networks-uids")
+    os.makedirs(locks, mode=0o700, exist_ok=True)
+    info = os.lstat(locks)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+        raise PermissionError(f"the uid lock folder {locks} must be a directory of root's, mode 0700")
+    start = secrets.randbelow(len(uids))
+    for step in range(len(uids)):
+        uid = uids[(start + step) % len(uids)]
+        fd = os.open(os.path.join(locks, str(uid)), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return uid, fd
+        except BlockingIOError:
+            os.close(fd)
+    raise RuntimeError(f"every uid of {uids} is held by a running sandbox")
+
+
+def chown_tree(folder: str, uid: int, gid: int) -> None:
+    """Give `folder` and everything in it (links not followed) to uid:gid."""
+    os.chown(folder, uid, gid, follow_symlinks=False)
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), uid, gid, follow_symlinks=False)
+
+
+def _user(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a uid (a number) or 'auto', got {text!r}")
+
+
 def _stop(signum, frame):  # SIGTERM/SIGINT/SIGHUP, or the grader died: take the tree down with us
     kill_tree(os.getpid())
     for cgroups in _CGROUPS:
@@ -457,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, required=True, help="wall-clock seconds before the tree is killed")
     parser.add_argument("--folder", required=True, help="the only folder the command may write to (its cwd)")
     parser.add_argument("--read", action="append", default=[], help="more paths the command may read")
-    parser.add_argument("--uid", type=int, default=None, help="when root: run the command as this user")
+    parser.add_argument("--uid", type=_user, default=None, help="when root: run the command as this user, or 'auto': "
+                        "a uid no other running sandbox has (the folder is given to it)")  # fmt: skip
     parser.add_argument("--gid", type=int, default=None, help="when root: run the command with this group")
     parser.add_argument("--parent", type=int, default=None, help="exit at once if this pid is no longer our parent")
     parser.add_argument("--memory", type=_bytes, default=DEFAULT_MEMORY, help="memory of the whole tree (default 4G)")
@@ -478,6 +522,13 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _stop)
     if args.parent is not None and os.getppid() != args.parent:
         return 3  # the grader is already gone
+    if args.uid == "auto":
+        if os.geteuid() != 0:
+            args.uid = None  # no other user to be
+        else:
+            args.uid, _lock = claim_uid()  # held until this runner exits
+            args.gid = args.uid
+            chown_tree(os.path.realpath(args.folder), args.uid, args.gid)
     read = default_read_paths() + [os.path.realpath(p) for p in args.read]
     caps = {"memory": args.memory, "disk": args.disk, "processes": args.processes, "namespaces": not args.no_namespaces}
     summary = run(command, args.folder, args.limit, read, args.uid, args.gid, dict(os.environ), **caps)

@@ -211,6 +211,7 @@ def test_the_command_line_keeps_its_old_form_and_adds_caps_with_defaults(tmp_pat
     assert argv[1:3] == ["-m", "helpers.sandbox"] and argv[-1] == "--"
     assert argv[argv.index("--memory") + 1] == str(1 << 30) and argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "65534"
     assert "--no-namespaces" in argv and argv[argv.index("--read") + 1] == "/opt/x"
+    assert sandbox.command_line(tmp_path, 30, uid="auto")[-3:] == ["--uid", "auto", "--"]
     assert sandbox._bytes("4G") == 4 << 30 and sandbox._bytes("512M") == 512 << 20 and sandbox._bytes("1000") == 1000
     with pytest.raises(Exception, match="expected a number of bytes"):
         sandbox._bytes("lots")

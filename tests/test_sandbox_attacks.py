@@ -51,10 +51,10 @@ def done():
 class Box:
     """One sandbox folder (owned by the sandbox user, 0700) in a grading root only it can pass through."""
 
-    def __init__(self, root: Path, name: str, mode: str = "namespaces", runner_user: int | None = None):
+    def __init__(self, root: Path, name: str, mode: str = "namespaces", runner_user: int | None = None, uid: int | str = NOBODY):
         self.folder = root / name
         self.folder.mkdir(mode=0o700)
-        self.mode, self.runner_user = mode, runner_user
+        self.mode, self.runner_user, self.uid = mode, runner_user, uid
         if ROOT:
             os.chown(self.folder, NOBODY, NOBODY)
         self.process: subprocess.Popen | None = None
@@ -62,7 +62,7 @@ class Box:
     def command(self, script: str, args: tuple, limit: float, options: tuple) -> list[str]:
         (self.folder / "attack.py").write_text(PRELUDE + script)
         as_root = ROOT and self.runner_user is None
-        argv = sandbox.command_line(self.folder, limit, uid=NOBODY if as_root else None, no_namespaces=self.mode != "namespaces")
+        argv = sandbox.command_line(self.folder, limit, uid=self.uid if as_root else None, no_namespaces=self.mode != "namespaces")
         return argv[:-1] + list(options) + ["--", sys.executable, "attack.py", *map(str, args)]
 
     def start(self, script: str, *args, limit: float = 60, options: tuple = (), fds: tuple = ()) -> "Box":
@@ -324,6 +324,25 @@ def test_a_kernel_cannot_see_touch_or_signal_a_classmate(root, mode):
         # Landlock does not govern connecting to a Unix socket by path: hence kernel_transport's unlistable,
         # random sub-folder (its listing is denied above), tested in test_kernel_sockets_are_in_a_random_sub_folder_...
         assert denied(honest_report["own /dev/shm"]), honest_output
+
+
+@pytest.mark.skipif(not ROOT, reason="only root can give each sandbox a uid of its own")
+def test_with_a_uid_of_its_own_a_classmate_is_out_of_reach_even_without_namespaces(root):
+    """--uid auto: each sandbox runs as a uid no other running sandbox has, and its folder is given to
+    it (0700), so the file permissions keep classmates out where no namespace hides them (a grader in
+    a container that allows no namespace): no stat, no socket, no keyring in common."""
+    honest = Box(root, "honest", "landlock only", uid="auto")
+    snooper = Box(root, "snooper", "landlock only", uid="auto")
+    honest.start(HONEST_WRITER)
+    honest.wait_for("ready")
+    summary, report, output = snooper.run(SNOOPER, honest.folder, (honest.folder / "pid").read_text())
+    honest.tell("stop")
+    honest_summary, honest_report, honest_output = honest.finish()
+    assert honest_report["answers intact"] is True and honest_report["strangers"] == 0, honest_output
+    for attack in ("stat a classmate's file", "connect to a classmate's kernel socket", "unmount the cover, then stat"):
+        assert report[attack] == "denied (13)", output
+    users = {summary["protections"]["user"], honest_summary["protections"]["user"]}
+    assert len(users) == 2 and all(int(u.split()[1]) in sandbox.AUTO_UIDS for u in users), users
 
 
 def test_dev_shm_and_tmp_are_private_and_gone_after_the_run(root):
