@@ -1,6 +1,6 @@
 """Run one untrusted command confined, and leave nothing of it running.
 
-    python -m helpers.sandbox --limit SECONDS --folder DIR [--read PATH ...] [--uid N --gid N]
+    python -m helpers.sandbox --limit SECONDS --folder DIR [--read PATH ...] [--uid N|auto --gid N]
         [--memory BYTES] [--disk BYTES] [--processes N] [--no-namespaces] -- COMMAND...
 
 This is the small process the grader starts once per notebook (one notebook, one OS process). It
@@ -21,7 +21,8 @@ This is the small process the grader starts once per notebook (one notebook, one
   repository around it), and (ABI 6+) neither signal nor reach an abstract Unix socket outside its
   own tree;
 - when started as root, runs the command as `--uid`/`--gid` (an unprivileged user), never as root, in
-  a user namespace of its own (so the user's keyrings are not shared with other sandboxes);
+  a user namespace of its own (so the user's keyrings are not shared with other sandboxes); with
+  `--uid auto`, as a uid that no other running sandbox has, to which it gives the folder;
 - caps memory (a memory cgroup where it can make one, else RLIMIT_DATA per process), processes (a
   pids cgroup, else RLIMIT_NPROC), the size of each file (RLIMIT_FSIZE) and the bytes in its folder
   (watched every second), and kills the whole tree at the wall-clock `--limit`.
