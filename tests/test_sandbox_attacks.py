@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(LINUX and sandbox.landlock_abi() < 4, reason="these attacks need Landlock ABI 4+ (Linux 6.7+)"),
 ]
 MODES = ["namespaces", "landlock only"]
-REPO = Path(sandbox.__file__).resolve().parent.parent
+REPO = sandbox.course_repository()  # the checkout (None for a site-packages install)
 
 # Every attack script starts with this: `attempt(name, action)` records "allowed: ..." or "denied (errno)".
 PRELUDE = r"""
@@ -448,12 +448,14 @@ done()
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_kernel_reads_the_course_package_and_data_but_not_the_repository(root, mode, tmp_path):
+    if REPO is None:
+        pytest.skip("the course is not installed from a checkout: no repository to hide")
     solutions = sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
     submission = tmp_path / "submissions" / "alice.ipynb"
     submission.parent.mkdir()
     submission.write_text("{}")
     secret = [*solutions[:2], REPO / "tests" / "test_sandbox.py", REPO / "pyproject.toml", submission]
-    allowed = [REPO / "helpers" / "boxes.py", *sorted((REPO / "data").glob("*.jpg"))[:1], Path(sys.executable).resolve()]
+    allowed = [sandbox.course_package() / "boxes.py", *sorted((REPO / "data").glob("*.jpg"))[:1], Path(sys.executable).resolve()]
     summary, report, output = Box(root, "reader", mode).run(READER, *secret, *allowed)
     assert solutions and all(denied(report[str(p)]) for p in secret), output
     assert all(report[str(p)].startswith("allowed") for p in allowed), output
