@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     read = default_read_paths() + [os.path.realpath(p) for p in args.read]
     caps = {"memory": args.memory, "disk": args.disk, "processes": args.processes, "namespaces": not args.no_namespaces}
     summary = run(command, args.folder, args.limit, read, args.uid, args.gid, dict(os.environ), **caps)
-    print(json.dumps(summary), flush=True)
+    print("\n" + json.dumps(summary), flush=True)  # on a line of its own, whatever the command left unfinished
     return 0
 
 

@@ -215,3 +215,9 @@ def test_the_command_line_keeps_its_old_form_and_adds_caps_with_defaults(tmp_pat
     assert sandbox._bytes("4G") == 4 << 30 and sandbox._bytes("512M") == 512 << 20 and sandbox._bytes("1000") == 1000
     with pytest.raises(Exception, match="expected a number of bytes"):
         sandbox._bytes("lots")
+
+
+def test_the_summary_is_a_line_of_its_own_whatever_the_command_printed(tmp_path):
+    script = "import sys\nsys.stdout.write('{\"returncode\": 0, \"cap\": null')\nsys.stdout.flush()\n"
+    summary, output = run_confined(tmp_path, script)
+    assert summary["returncode"] == 0 and "protections" in summary and output.startswith('{"returncode": 0')
