@@ -160,7 +160,11 @@ def test_a_graded_upload_has_one_test_per_exercise_in_notebook_order(tmp_path):
     assert check_results(target) == json.loads(json.dumps(results))
     points = course.course_points([notebook])
     assert results["score"] == sum(points.values()) and results["visibility"] == "after_published"
-    assert sorted(t["name"] for t in results["tests"]) == sorted(f"{nb}: {ex}" for nb, ex in points)
+    from helpers.grading.conventions import check_cell_exercise
+
+    cells = json.loads((upload / "my work.ipynb").read_text())["cells"]
+    in_order = list(dict.fromkeys(n for c in cells if c["cell_type"] == "code" and (n := check_cell_exercise("".join(c["source"])))))
+    assert [t["name"] for t in results["tests"]] == [f"{notebook}: {ex}" for ex in in_order] and len(in_order) == len(points)
     assert {t["visibility"] for t in results["tests"]} == {"after_published"}
     assert results["extra_data"]["uploaded_file"] == "my work.ipynb"
 
