@@ -287,8 +287,8 @@ def set_caps(memory: int, disk: int, processes: int, cgroups: Cgroups, uid: int 
     if "memory" not in cgroups.made:
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     if "pids" not in cgroups.made:  # RLIMIT_NPROC counts every process of the user: allow for the ones it has
-        user = os.getuid() if uid is None else uid
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes + _processes_of(user), processes + _processes_of(user)))
+        allowed = processes + _processes_of(os.getuid() if uid is None else uid)
+        resource.setrlimit(resource.RLIMIT_NPROC, (allowed, allowed))
 
 
 def _processes_of(uid: int) -> int:
