@@ -159,9 +159,11 @@ def dream_grid(net: FeatureNetwork, image: torch.Tensor, layers, step_sizes, oct
 # Which layers to dream at, and measuring what a dream changed
 # --------------------------------------------------------------------------------------------
 
-#: A shallow, a middle and a deep layer to dream at, per network (EfficientNet-Lite0, GoogLeNet, VGG-19).
-DREAM_LAYERS = (("block3", "block8", "block11"), ("inception3b", "inception4c", "inception4e"),
-                ("relu2_2", "relu3_4", "relu4_4"))
+#: A shallow, a middle and a deep layer to dream at, per network.
+LITE0_DREAM_LAYERS = ("block3", "block8", "block11")
+GOOGLENET_DREAM_LAYERS = ("inception3b", "inception4c", "inception4e")
+VGG19_DREAM_LAYERS = ("relu2_2", "relu3_4", "relu4_4")
+DREAM_LAYERS = (LITE0_DREAM_LAYERS, GOOGLENET_DREAM_LAYERS, VGG19_DREAM_LAYERS)
 
 
 def dream_layers(net: FeatureNetwork) -> tuple[str, str, str]:

@@ -114,18 +114,6 @@ def test_deepdream_runs_at_the_notebook_sizes(googlenet, monkeypatch, scale):
     assert not torch.equal(out, image), "the dream should have changed the image"
 
 
-# --------------------------------------------------------------------------------------------
-# The notebooks themselves, on the pretrained path (CPU settings; GPU settings: test_gpu_settings.py)
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", [DREAM_NOTEBOOK], ids=lambda p: p.stem)
-def test_notebook_takes_its_pretrained_path(stand_in_cache, monkeypatch, path):
-    notes = notebook_runs.pretrained_notes()
-    monkeypatch.setenv(session.SCALE_ENV, "cpu")
-    monkeypatch.setenv(session.MAX_STEPS_ENV, str(MAX_STEPS))
-    run = notebook_runs.run_notebook(path)
-    print(run.summary())
-    assert not run.error, f"{path.name} failed on the pretrained path:\n{run.error}"
-    notebook_runs.assert_ran_on_pretrained_networks(run, notes)
-    notebook_runs.assert_only_quality_asserts_failed(run)
+# Notebook 06 itself dreams with the packaged EfficientNet-Lite0 on every machine (and with a shuffled-weights
+# control on purpose): nbval runs that one path. GoogLeNet is an optional "What to try next" there, so the
+# notebook has no download branch to run here; the tests above cover GoogLeNet at the notebook's sizes.
