@@ -3,9 +3,9 @@
 Within one image and one class, detections are visited in decreasing score (ties keep input order);
 each takes the still-unmatched ground-truth box it overlaps most (ties: the later box, as
 pycocotools), provided that IoU >= the threshold; a detection left without a box is a false
-positive. `match_groups` runs this greedy rule on every (image, class) group of a data set and every
-threshold at once; `greedy_match` and `match_detections` are the one-image views of it that
-`helpers.plot` and `helpers.detection` use, and `helpers.metrics` builds AP and mAP on it.
+positive. One loop, `_greedy`, applies this rule: `match_groups` runs it on every (image, class) group of
+a data set and every threshold at once (`helpers.metrics` builds AP and mAP on it); `greedy_match`,
+`match_detections` (boxes) and `greedy_match_iou` (any precomputed IoU, e.g. of masks) on one image.
 """
 
 from __future__ import annotations
@@ -57,14 +57,7 @@ def greedy_match(pred_boxes: torch.Tensor, pred_scores: torch.Tensor, gt_boxes: 
     if not isinstance(pred_scores, torch.Tensor) or pred_scores.shape != pred_boxes.shape[:1]:
         raise ValueError(f"pred_scores must be a tensor of shape [{len(pred_boxes)}], got "
                          f"{getattr(pred_scores, 'shape', type(pred_scores).__name__)}")
-    threshold = torch.tensor([min(check_threshold(iou_threshold), MAX_THRESHOLD)], dtype=torch.float64)
-    order = rank_by_score(pred_scores.detach().cpu())
-    one_group = lambda n: torch.zeros(n, dtype=torch.int64)  # noqa: E731 - every box in group 0
-    took = match_groups(pred_boxes[order].double(), one_group(len(order)), gt_boxes.double(), one_group(len(gt_boxes)),
-                         torch.arange(len(gt_boxes)), threshold, 1)[:, 0]
-    matched = torch.full((len(order),), -1, dtype=torch.int64)
-    matched[order] = took
-    return matched
+    return greedy_match_iou(_iou64(pred_boxes, gt_boxes), pred_scores, iou_threshold)
 
 
 def match_detections(pred_boxes: torch.Tensor, pred_scores: torch.Tensor, gt_boxes: torch.Tensor,
@@ -138,14 +131,31 @@ def match_groups(d_boxes, d_group, g_boxes, g_group, g_rank, thresholds, n_group
     S, D = int((count > 0).sum()), int(count[0])
     iou = torch.full((S, D, G), -1.0, dtype=torch.float64)
     iou[slot, rank] = rows
+    matched = _greedy(iou, thresholds, count[:S])  # the rank in its group of the box taken
+    box_rank = matched[slot, rank]  # [k, T]
+    own_boxes = gt_index[det_slot[index]]  # [k, G]
+    took[index] = torch.where(box_rank >= 0, own_boxes.gather(1, box_rank.clamp(min=0)), -1)
+    return took
+
+
+def _greedy(iou: torch.Tensor, thresholds: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The greedy rule on padded IoUs: float64 `[S, D, G]` (group, detection in decreasing score, box;
+    -1 for padding), thresholds `[T]`, count `[S]` detections per group, non-increasing. Returns int64
+    `[S, D, T]`: the box (index along G) each detection took at each threshold, or -1.
+
+    The matching is sequential in score order, so the loop runs over the rank r of a detection in
+    its group, and step r handles the r-th detection of every group and every threshold together.
+    """
+    S, D, G = iou.shape
+    T = len(thresholds)
     # each detection's preference among the boxes: the rank of (IoU, box index), so the highest IoU
     # wins and, among equal IoUs, the later box (as in pycocotools)
     preference = torch.empty(S, D, G, dtype=torch.float32)
     preference.scatter_(2, torch.sort(iou, dim=2, stable=True).indices,
                         torch.arange(G, dtype=torch.float32).expand(S, D, G).contiguous())
     blocked = torch.zeros(S, G, T, dtype=torch.float32)  # _TAKEN once a box is matched
-    matched = torch.full((S, D, T), -1, dtype=torch.int64)  # the rank in its group of the box taken
-    busy = torch.searchsorted(-count[:S], -torch.arange(D), right=False)  # groups with more than r detections
+    matched = torch.full((S, D, T), -1, dtype=torch.int64)
+    busy = torch.searchsorted(-count, -torch.arange(D), right=False)  # groups with more than r detections
     for r in range(D):
         s = int(busy[r])
         reaches = iou[:s, r, :, None] >= thresholds  # [s, G, T]
@@ -154,7 +164,23 @@ def match_groups(d_boxes, d_group, g_boxes, g_group, g_rank, thresholds, n_group
         found = best >= 0
         blocked[:s].scatter_add_(1, which[:, None, :], found[:, None, :] * _TAKEN)
         matched[:s, r] = torch.where(found, which, -1)
-    box_rank = matched[slot, rank]  # [k, T]
-    own_boxes = gt_index[det_slot[index]]  # [k, G]
-    took[index] = torch.where(box_rank >= 0, own_boxes.gather(1, box_rank.clamp(min=0)), -1)
-    return took
+    return matched
+
+
+def greedy_match_iou(iou: torch.Tensor, pred_scores: torch.Tensor, iou_threshold: float = 0.5) -> torch.Tensor:
+    """`greedy_match` from a precomputed IoU matrix `[N, M]` (detections x ground truth, e.g. the IoU of
+    masks instead of boxes) and the detections' scores `[N]`: int64 `[N]`, the ground truth each
+    detection took, or -1. The same rule and the same code as every other matching here."""
+    if not isinstance(iou, torch.Tensor) or iou.dim() != 2:
+        raise ValueError(f"iou must be a [N, M] tensor, got {getattr(iou, 'shape', type(iou).__name__)}")
+    if not isinstance(pred_scores, torch.Tensor) or pred_scores.shape != iou.shape[:1]:
+        raise ValueError(f"pred_scores must be a tensor of shape [{len(iou)}], got "
+                         f"{getattr(pred_scores, 'shape', type(pred_scores).__name__)}")
+    threshold = torch.tensor([min(check_threshold(iou_threshold), MAX_THRESHOLD)], dtype=torch.float64)
+    matched = torch.full((len(iou),), -1, dtype=torch.int64)
+    if iou.numel() == 0:
+        return matched
+    order = rank_by_score(pred_scores.detach().cpu())
+    rows = iou.detach().cpu().double().nan_to_num(0.0)[order]
+    matched[order] = _greedy(rows[None], threshold, torch.tensor([len(rows)]))[0, :, 0]
+    return matched

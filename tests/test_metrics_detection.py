@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from helpers import metrics as M
 from helpers.coco import pycocotools_map
@@ -335,3 +336,28 @@ def test_map_bad_inputs(case):
             M.mean_average_precision(preds, targets, method="map")
         else:
             M.mean_average_precision(*make(preds, targets))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_greedy_match_iou_on_a_precomputed_matrix_follows_the_same_rule(seed):
+    """Any IoU matrix (of masks, say): the box matcher's answer when the matrix is the boxes' IoU, and the
+    plain loop's answer on random matrices with ties."""
+    from helpers.matching import greedy_match_iou
+
+    preds, targets = random_dataset(seed, images=6, classes=1, ties=True)
+    for p, t in zip(preds, targets):
+        iou = torchvision.ops.box_iou(p["boxes"].double(), t["boxes"].double()) if len(t["boxes"]) else torch.zeros(len(p["boxes"]), 0)
+        assert torch.equal(greedy_match_iou(iou, p["scores"], 0.5), M.greedy_match(p["boxes"], p["scores"], t["boxes"], 0.5))
+    g = torch.Generator().manual_seed(seed)
+    iou = (torch.rand(9, 5, generator=g) * 4).round() / 4  # many ties
+    scores = (torch.rand(9, generator=g) * 3).round()
+    took = greedy_match_iou(iou, scores, 0.5)
+    taken, expected = torch.zeros(5, dtype=torch.bool), torch.full((9,), -1)
+    for i in torch.sort(scores, descending=True, stable=True).indices.tolist():
+        free = torch.where(taken, -1.0, iou[i].double())
+        if float(free.max()) >= 0.5:
+            j = int(len(free) - 1 - free.flip(0).argmax())
+            taken[j], expected[i] = True, j
+    assert torch.equal(took, expected)
+    with pytest.raises(ValueError, match="pred_scores"):
+        greedy_match_iou(iou, scores[:3], 0.5)
