@@ -203,11 +203,15 @@ def random_scene_batches(images, targets: list, batch_size: int, flip: bool = Tr
 
 
 def mirrored(image: torch.Tensor, target: dict) -> tuple:
-    """An image `[3, H, W]` and its target mirrored left-right (boxes' x-coordinates reflected)."""
+    """An image `[3, H, W]` and its target mirrored left-right (boxes' x-coordinates reflected, and
+    the instance masks `[N, H, W]` flipped when the target has them)."""
     width = image.shape[-1]
     boxes = target["boxes"].clone()
     boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
-    return image.flip(-1), {"boxes": boxes, "labels": target["labels"]}
+    flipped = {"boxes": boxes, "labels": target["labels"]}
+    if "masks" in target:
+        flipped["masks"] = target["masks"].flip(-1)
+    return image.flip(-1), flipped
 
 
 def detection_losses(model: FasterRCNN, batch: tuple) -> dict:
@@ -217,6 +221,113 @@ def detection_losses(model: FasterRCNN, batch: tuple) -> dict:
     device = next(model.parameters()).device
     images, targets = batch
     return model([x.to(device) for x in images], [{k: v.to(device) for k, v in t.items()} for t in targets])
+
+
+def use_rpn_losses(model: FasterRCNN, rpn_losses) -> FasterRCNN:
+    """Make the model's RPN compute its two losses with `rpn_losses`, one image at a time.
+
+    rpn_losses: `(objectness [N], deltas [N, 4], labels [N], targets [N, 4], sampled int64 [S]) ->
+    (loss_objectness, loss_rpn_box_reg)` for one image (notebook 03's exercise). The RPN still labels
+    and samples the anchors; the per-image losses are combined weighted by each image's sampled
+    anchors, which gives exactly torchvision's batch losses (a mean over all sampled anchors, and a
+    sum over their positives divided by their number). Returns the model, changed in place.
+    """
+    rpn = model.rpn
+
+    def compute_loss(objectness, pred_bbox_deltas, labels, regression_targets):
+        positive, negative = rpn.fg_bg_sampler(labels)
+        counts = [len(l) for l in labels]
+        per_image = zip(objectness.flatten().split(counts), pred_bbox_deltas.split(counts), labels, regression_targets,
+                        positive, negative)
+        losses, weights = [], []
+        for obj, deltas, lab, targets, pos, neg in per_image:
+            sampled = torch.where(pos | neg)[0]
+            losses.append(rpn_losses(obj, deltas, lab, targets, sampled))
+            weights.append(len(sampled))
+        total = sum(weights)
+        return (sum(l[0] * w for l, w in zip(losses, weights)) / total, sum(l[1] * w for l, w in zip(losses, weights)) / total)
+
+    rpn.compute_loss = compute_loss
+    return model
+
+
+def record_head_positives(model: FasterRCNN) -> list:
+    """Start recording, at every training step, how many of the proposals the box head samples are
+    positives (on an object), per image on average. Returns the list that each step appends to."""
+    counts = []
+    select = model.roi_heads.select_training_samples
+
+    def recording(proposals, targets):
+        out = select(proposals, targets)
+        labels = out[2]
+        counts.append(sum(int((l > 0).sum()) for l in labels) / len(labels))
+        return out
+
+    model.roi_heads.select_training_samples = recording
+    return counts
+
+
+def add_mask_head(model: FasterRCNN, roi_size: int = 7, width: int = 64) -> FasterRCNN:
+    """Give the detector Mask R-CNN's fifth output, a mask per detection, from torchvision's parts.
+
+    The box head's RoIs are read again (`roi_size` bins a side, one sample per bin) by a mask head of
+    two 3x3 convolutions of `width` channels and a 2x upsampling predictor that scores each pixel of a
+    `2 roi_size` square, one map per class. In training the model then also returns `loss_mask` (per
+    pixel binary cross-entropy on the positive RoIs, for their true class) when the targets hold
+    `masks` `[N, H, W]`; at test time each detection gets `masks` `[1, H, W]`, probabilities pasted
+    into the image. Returns the model, changed in place; only the new parts are trainable.
+    """
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    heads = model.roi_heads
+    heads.mask_roi_pool = BinCentreRoIAlign(roi_size, featmap_name="0")
+    heads.mask_head = MaskRCNNHeads(model.backbone.out_channels, (width, width), 1)
+    heads.mask_predictor = MaskRCNNPredictor(width, width, heads.box_predictor.cls_score.out_features)
+    return model
+
+
+def mask_losses(model: FasterRCNN, batch: tuple) -> dict:
+    """The step of `helpers.train.fit` for a mask head on a trained, frozen detector: batch
+    `(images, targets with masks)` -> `{"loss_mask": ...}`. The backbone's batch norm stays in
+    evaluation mode, so the frozen detector computes exactly what it was trained to."""
+    model.backbone.eval()
+    return {"loss_mask": detection_losses(model, batch)["loss_mask"]}
+
+
+def mask_average_precision(predictions: list, targets: list, iou_threshold: float = 0.5, mask_threshold: float = 0.5) -> dict:
+    """Mask AP: `helpers.metrics.average_precision` (COCO's 101 points) with detections matched by the
+    IoU of their masks instead of their boxes (greedily, best score first, class by class).
+
+    predictions: dicts with `masks` float `[N, 1, H, W]` (probabilities; a pixel belongs to the mask
+    when >= mask_threshold), `scores` `[N]`, `labels` `[N]`; targets: dicts with `masks` `[M, H, W]`
+    and `labels` `[M]`. Returns `{"map": mean over classes, "ap_per_class": {label: AP}}`.
+    """
+    from helpers.metrics import average_precision
+
+    classes = sorted({int(c) for t in targets for c in t["labels"]})
+    ap = {}
+    for c in classes:
+        scores, hits, num_gt = [], [], 0
+        for p, t in zip(predictions, targets):
+            gt = t["masks"][t["labels"] == c].flatten(1).bool()
+            mine = p["labels"] == c
+            order = torch.argsort(p["scores"][mine], descending=True)
+            det = (p["masks"][mine][order, 0] >= mask_threshold).flatten(1)
+            num_gt += len(gt)
+            inter = det.float() @ gt.float().T
+            iou = inter / (det.sum(1, keepdim=True) + gt.sum(1)[None] - inter).clamp(min=1)
+            taken = torch.zeros(len(gt), dtype=torch.bool)
+            for k in range(len(det)):
+                candidates = torch.where(~taken & (iou[k] >= iou_threshold), iou[k], torch.tensor(-1.0))
+                hit = len(gt) > 0 and bool(candidates.max() >= 0)
+                if hit:
+                    taken[int(candidates.argmax())] = True
+                hits.append(hit)
+            scores.append(p["scores"][mine][order])
+        ap[c] = average_precision(torch.cat(scores), torch.tensor(hits, dtype=torch.bool), num_gt, method="coco")
+    return {"map": sum(ap.values()) / len(ap), "ap_per_class": ap}
 
 
 @torch.no_grad()

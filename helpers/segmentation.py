@@ -87,6 +87,43 @@ def random_pixel_patches(images: torch.Tensor, masks: torch.Tensor, patch_size: 
         yield patches_at(images, n, ys, xs, patch_size), masks[n, ys, xs]
 
 
+class FullyConvolutional(nn.Module):
+    """A `PatchClassifier` made fully convolutional (the FCN step): the same layers and weights, run
+    once over a whole image instead of once per pixel.
+
+    `[B, 3, H, W]` -> scores `[B, K, H, W]`; the score at pixel (y, x) is exactly what the patch
+    classifier gives for the patch centred there (borders repeated, as `patches_at` does). The
+    stride-2 convolution is computed at every position, so the layers after it read their inputs two
+    positions apart (dilation 2), the patch's mean pool becomes a dilated mean over the same window,
+    and the linear classifier a 1x1 convolution. Trained on whole scenes, every pixel of a scene
+    gives a label to the loss: the same context as the patch classifier, the U-Net's budget of
+    labelled pixels per step.
+    """
+
+    def __init__(self, classifier: "PatchClassifier"):
+        super().__init__()
+        conv1, conv2, conv3 = (m for m in classifier.features if isinstance(m, nn.Conv2d))
+        if conv2.stride != (2, 2) or conv1.stride != (1, 1) or conv3.stride != (1, 1):
+            raise ValueError("classifier must be a PatchClassifier (stride 1, 2, 1 convolutions)")
+        self.classifier = classifier
+        self.window = ((classifier.patch_size - 2 - 3) // 2 + 1) - 2  # the last map's side in a patch
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
+        f = self.classifier.features
+        r = self.classifier.patch_size // 2
+        x = F.pad(images, (r, r, r, r), mode="replicate")
+        x = f[2](f[1](f[0](x)))
+        x = f[5](f[4](F.conv2d(x, f[3].weight, f[3].bias)))              # the stride-2 conv at every position
+        x = f[8](f[7](F.conv2d(x, f[6].weight, f[6].bias, dilation=2)))  # its inputs are 2 apart now
+        taps = torch.zeros(1, 1, 2 * self.window - 1, 2 * self.window - 1, device=x.device, dtype=x.dtype)
+        taps[..., ::2, ::2] = 1.0 / self.window**2
+        x = F.conv2d(x, taps.expand(x.shape[1], 1, -1, -1), groups=x.shape[1])  # the mean pool, dilated
+        linear = self.classifier.classifier
+        return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
+
+
 @torch.no_grad()
 def predict_per_pixel(model: PatchClassifier, images: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, int]:
     """Label every pixel of `images` `[n, 3, H, W]` by running `model` on the patch around it.
@@ -103,6 +140,29 @@ def predict_per_pixel(model: PatchClassifier, images: torch.Tensor, batch_size: 
         patches = F.unfold(padded, p).transpose(1, 2).reshape(h * w, -1, p, p)  # one patch per pixel
         out[k] = torch.cat([model(patches[i : i + batch_size]).argmax(1) for i in range(0, h * w, batch_size)]).reshape(h, w)
     return out, n_img * h * w
+
+
+def unet_weight_map(masks: torch.Tensor, w0: float = 10.0, sigma: float = 5.0) -> torch.Tensor:
+    """The original U-Net's loss weights for one scene: `w(x) = w_c(x) + w0 exp(-(d1 + d2)^2 / (2 sigma^2))`.
+
+    masks: instance masks `[N, H, W]` (bool or 0/1, N >= 2). `w_c` balances the two classes, object
+    and background: 1 on background, (background pixels / object pixels) on objects. d1 and d2 are a
+    pixel's distances (in pixels) to the nearest and the second nearest object; the border term is
+    added on background pixels only, where it is large in the narrow gaps between two objects.
+    Returns float32 `[H, W]`.
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3 or len(masks) < 2:
+        raise ValueError(f"masks must be [N, H, W] with N >= 2 objects, got {getattr(masks, 'shape', type(masks))}")
+    masks = masks.bool()
+    h, w = masks.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    pixels = torch.stack([ys.flatten(), xs.flatten()], 1)  # [H*W, 2]
+    distances = torch.stack([torch.cdist(pixels, m.nonzero().float()).min(dim=1).values for m in masks], 1)  # [H*W, N]
+    d1, d2 = distances.sort(dim=1).values[:, :2].T
+    background = ~masks.any(dim=0)
+    balance = torch.where(background, 1.0, float(background.sum()) / max(1, int((~background).sum())))
+    border = w0 * torch.exp(-((d1 + d2) ** 2) / (2 * sigma**2)).reshape(h, w)
+    return (balance + border * background).float()
 
 
 def forward_flops(model: nn.Module, example: torch.Tensor) -> int:

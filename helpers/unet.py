@@ -225,3 +225,19 @@ def parameters_by_module_type(model: nn.Module) -> "OrderedDict[str, int]":
             name = type(module).__name__
             counts[name] = counts.get(name, 0) + sum(p.numel() for p in module.parameters(recurse=False))
     return counts
+
+
+class AssembledUNet(UNet):
+    """A `UNet` whose forward pass is `assemble(model, x)`, a function wiring the blocks together (the
+    one notebook 05's students write): the same parts, initialised the same way, and the same
+    `feature_maps` for the figures. forward: `[B, in_channels, H, W]` -> scores `[B, num_classes, H, W]`."""
+
+    def __init__(self, assemble, *args, **kwargs):
+        if not callable(assemble):
+            raise TypeError(f"assemble must be a function (model, x) -> scores, got {type(assemble).__name__}")
+        super().__init__(*args, **kwargs)
+        self.assemble = assemble
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.assemble(self, x)

@@ -262,3 +262,58 @@ def test_the_model_pools_with_bin_centres_only_at_one_sample_per_bin():
     assert type(D.small_faster_rcnn(sampling_ratio=2).roi_heads.box_roi_pool) is MultiScaleRoIAlign
     with pytest.raises(ValueError, match="output_size"):
         D.BinCentreRoIAlign(0)
+
+
+# --- the RPN losses of notebook 03's exercise, positives per step, the mask head ---------------
+
+
+def _small_detector():
+    torch.manual_seed(0)
+    return D.small_faster_rcnn(image_size=64, stride=4, anchor_sizes=(8, 16, 32), aspect_ratios=(1.0,), sampling_ratio=1,
+                               roi_size=5, rois_per_image=32, positive_fraction=0.5)
+
+
+def _scene_batch(n=3, masks=False):
+    scenes = ShapesScenes(n, size=64, seed=5)
+    keys = ("boxes", "labels", "masks") if masks else ("boxes", "labels")
+    return [scenes[i][0] for i in range(n)], [{k: scenes[i][1][k] for k in keys} for i in range(n)]
+
+
+def test_use_rpn_losses_with_the_reference_gives_torchvision_s_losses():
+    from helpers.exercises.nb03 import reference_rpn_losses
+
+    model = _small_detector().train()
+    images, targets = _scene_batch()
+    torch.manual_seed(1)
+    before = model(images, targets)
+    D.use_rpn_losses(model, reference_rpn_losses)
+    torch.manual_seed(1)
+    after = model(images, targets)
+    for name in D.LOSS_NAMES:
+        assert torch.allclose(before[name], after[name], atol=1e-6), name
+
+
+def test_record_head_positives_counts_once_per_step():
+    model = _small_detector().train()
+    counts = D.record_head_positives(model)
+    model(*_scene_batch())
+    assert len(counts) == 1 and 1 <= counts[0] <= 16  # the true boxes are proposals too; at most half of 32
+
+
+def test_mask_head_adds_the_fifth_loss_and_trains_only_itself():
+    model = D.add_mask_head(_small_detector()).train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("roi_heads.mask_head", "roi_heads.mask_predictor")) for n in trainable)
+    losses = D.mask_losses(model, _scene_batch(masks=True))
+    assert set(losses) == {"loss_mask"} and losses["loss_mask"].requires_grad
+    model.eval()
+    out = D.detect(model, _scene_batch()[0][:1])[0]
+    assert out["masks"].shape[1:] == (1, 64, 64)
+
+
+def test_mask_average_precision_is_one_for_the_truth_and_zero_for_misses():
+    _, targets = _scene_batch(masks=True)
+    perfect = [{"masks": t["masks"][:, None].float(), "scores": torch.ones(len(t["labels"])), "labels": t["labels"]} for t in targets]
+    assert D.mask_average_precision(perfect, targets)["map"] == pytest.approx(1.0)
+    shifted = [dict(p, masks=p["masks"].roll(20, dims=-1)) for p in perfect]
+    assert D.mask_average_precision(shifted, targets)["map"] < 0.5

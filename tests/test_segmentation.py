@@ -65,3 +65,45 @@ def test_both_models_learn_with_fit():
 def test_flops_of_a_convolution():
     conv = torch.nn.Conv2d(3, 2, 3, padding=1, bias=False)
     assert forward_flops(conv, torch.zeros(1, 3, 8, 8)) == 2 * (3 * 9) * 2 * 64
+
+
+@pytest.mark.parametrize("patch_size", [9, 11, 15])
+def test_fully_convolutional_equals_the_patch_classifier_at_every_pixel(patch_size):
+    from helpers import segmentation as seg
+
+    torch.manual_seed(0)
+    net = seg.PatchClassifier(4, patch_size=patch_size).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+    images = torch.rand(2, 3, 12, 10)
+    n, ys, xs = torch.tensor([0, 1, 1, 0]), torch.tensor([0, 5, 11, 7]), torch.tensor([0, 9, 3, 4])
+    with torch.no_grad():
+        dense = seg.FullyConvolutional(net).eval()(images)
+        per_pixel = net(seg.patches_at(images, n, ys, xs, patch_size))
+    assert dense.shape == (2, 4, 12, 10)
+    assert torch.allclose(dense[n, :, ys, xs], per_pixel, atol=1e-5)
+
+
+def test_fully_convolutional_rejects_bad_images():
+    from helpers import segmentation as seg
+
+    with pytest.raises(ValueError, match="images"):
+        seg.FullyConvolutional(seg.PatchClassifier(4))(torch.rand(3, 8, 8))
+
+
+def test_unet_weight_map_is_largest_between_two_objects():
+    from helpers.segmentation import unet_weight_map
+
+    masks = torch.zeros(2, 9, 20, dtype=torch.bool)
+    masks[0, 3:6, 2:8] = True
+    masks[1, 3:6, 10:16] = True  # a gap of two columns (8, 9) between the objects
+    w = unet_weight_map(masks, w0=10.0, sigma=2.0)
+    assert w.shape == (9, 20)
+    assert int(w.argmax()) % 20 in (8, 9) and int(w.argmax()) // 20 in (3, 4, 5)
+    assert torch.allclose(w[masks[0]], torch.full_like(w[masks[0]], (180 - 36) / 36))  # class balance on objects
+    assert abs(float(w[0, 19]) - 1.0) < 1e-3  # far background: weight 1
+    with pytest.raises(ValueError, match="masks"):
+        unet_weight_map(masks[:1])

@@ -140,3 +140,27 @@ def test_notebook_05_lists_the_answer_options_in_its_text():
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     for letter, operation in OPERATIONS.items():
         assert f"- **{letter}**: {operation}" in text
+
+
+def test_assembled_unet_runs_the_given_forward_and_matches_unet():
+    from helpers.unet import AssembledUNet, UNet
+
+    def assemble(model, x):
+        skips = []
+        for block in model.down:
+            x = block(x)
+            skips.append(x)
+            x = model.pool(x)
+        x = model.bottleneck(x)
+        for block, skip in zip(model.up, reversed(skips)):
+            x = block(x, skip)
+        return model.head(x)
+
+    torch.manual_seed(0)
+    reference = UNet(3, 4, base_channels=4, depth=2).eval()
+    torch.manual_seed(0)
+    assembled = AssembledUNet(assemble, 3, 4, base_channels=4, depth=2).eval()
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(assembled(x), reference(x))
+    with pytest.raises(TypeError, match="assemble"):
+        AssembledUNet("not a function", 3, 4)

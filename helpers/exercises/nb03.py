@@ -1,4 +1,4 @@
-"""Exercises of notebook 03: anchors, box encoding and decoding, non-maximum suppression."""
+"""Exercises of notebook 03: anchors, box encoding and decoding, non-maximum suppression, the RPN's losses."""
 
 from __future__ import annotations
 
@@ -212,4 +212,109 @@ def nms(boxes, scores, iou_threshold):
         suppressed |= iou[i] > iou_threshold
     return torch.tensor(keep, dtype=torch.int64)
 ''',
+)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. The RPN's two losses
+# --------------------------------------------------------------------------------------------
+
+
+class _ChosenAnchors:
+    """Stands in for torchvision's random `fg_bg_sampler`: picks the given anchor indices of one image."""
+
+    def __init__(self, sampled: torch.Tensor):
+        self.sampled = sampled
+
+    def __call__(self, labels: list) -> tuple:
+        chosen = torch.zeros_like(labels[0], dtype=torch.bool)
+        chosen[self.sampled] = True
+        return [chosen & (labels[0] == 1)], [chosen & (labels[0] == 0)]
+
+
+def reference_rpn_losses(objectness, deltas, labels, targets, sampled) -> tuple:
+    """torchvision's `RegionProposalNetwork.compute_loss` for one image, on the anchors `sampled`.
+
+    objectness `[N]` logits, deltas `[N, 4]` predicted, labels `[N]` (1 positive, 0 negative, -1
+    ignored), targets `[N, 4]` encoded boxes of each anchor's matched object, sampled int64 `[S]`
+    (positive and negative anchors only). Returns `(loss_objectness, loss_rpn_box_reg)`, two scalars.
+    """
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    rpn = RegionProposalNetwork(None, None, 0.7, 0.3, 256, 0.5, {}, {}, 0.7)
+    rpn.fg_bg_sampler = _ChosenAnchors(sampled)
+    return tuple(rpn.compute_loss(objectness[:, None], deltas, [labels], [targets]))
+
+
+def rpn_training_targets(anchors: torch.Tensor, gt_boxes: torch.Tensor) -> tuple:
+    """What torchvision's RPN trains one image's anchors towards: `(labels [N], targets [N, 4])`.
+
+    labels: 1.0 positive (IoU >= 0.7 with an object, or an object's best anchor, ties included), 0.0
+    negative (IoU < 0.3 with every object), -1.0 ignored; targets: each anchor's best-IoU object,
+    encoded against it with weights (1, 1, 1, 1).
+    """
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    rpn = RegionProposalNetwork(None, None, 0.7, 0.3, 256, 0.5, {}, {}, 0.7)
+    labels, matched = rpn.assign_targets_to_anchors([anchors], [{"boxes": gt_boxes}])
+    return labels[0], boxes.encode_boxes(matched[0], anchors)
+
+
+def sample_anchors(labels: torch.Tensor, generator: torch.Generator, per_image: int = 256, positive_fraction: float = 0.5):
+    """torchvision's sampling rule with a generator of its own: up to `positive_fraction * per_image`
+    positives, the rest negatives, at random. Returns int64 indices `[S]`, positives first."""
+    positives, negatives = torch.where(labels == 1)[0], torch.where(labels == 0)[0]
+    n_pos = min(len(positives), int(per_image * positive_fraction))
+    n_neg = min(len(negatives), per_image - n_pos)
+    return torch.cat([positives[torch.randperm(len(positives), generator=generator)[:n_pos]],
+                      negatives[torch.randperm(len(negatives), generator=generator)[:n_neg]]])
+
+
+def _rpn_case(label: str, seed: int, num_objects=(1, 4), empty: bool = False) -> Case:
+    from helpers.data import ShapesScenes
+
+    g = torch.Generator().manual_seed(seed)
+    anchors = reference_anchors((8, 16, 32), (1.0,), (16, 16), 4)
+    gt = torch.zeros(0, 4) if empty else ShapesScenes(1, size=64, seed=seed, num_objects=num_objects)[0][1]["boxes"]
+    labels, targets = rpn_training_targets(anchors, gt) if len(gt) else (torch.zeros(len(anchors)), torch.zeros(len(anchors), 4))
+    objectness, deltas = torch.randn(len(anchors), generator=g), 0.3 * torch.randn(len(anchors), 4, generator=g)
+    return Case(label, (objectness, deltas, labels, targets, sample_anchors(labels, g)))
+
+
+def _rpn_loss_cases() -> list[Case]:
+    return [
+        Case("three anchors by hand: one positive, one negative, one ignored; all sampled but the ignored one",
+             (torch.tensor([2.0, -1.0, 0.5]), torch.tensor([[0.1, 0.0, 0.2, -0.1], [0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]]),
+              torch.tensor([1.0, 0.0, -1.0]), torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0]]),
+              torch.tensor([0, 1]))),
+        _rpn_case("a scene with one object, its 768 anchors, 256 sampled", 31, num_objects=(1, 1)),
+        _rpn_case("a scene with four objects", 32, num_objects=(4, 4)),
+        _rpn_case("a scene without objects (no positives)", 33, empty=True),
+    ]
+
+
+def _hidden_rpn_loss_cases(g: torch.Generator) -> list[Case]:
+    seeds = torch.randint(100, 10_000, (2,), generator=g).tolist()
+    return [_rpn_case(f"a random scene (seed {s})", s) for s in seeds]
+
+
+rpn_losses = FunctionExercise(
+    notebook=NOTEBOOK,
+    name="rpn_losses",
+    reference=reference_rpn_losses,
+    cases=_rpn_loss_cases,
+    hidden_cases=_hidden_rpn_loss_cases,
+    hint="Only the sampled anchors count. The objectness loss is the mean binary cross-entropy (with logits) "
+         "over all of them, each against its label. The box loss uses the sampled anchors that are positive, "
+         "with a smooth L1 whose quadratic part ends at 1/9 instead of 1; torchvision sums it and divides by "
+         "the number of sampled anchors, not by the number of positives.",
+    solution='''
+def rpn_losses(objectness, deltas, labels, targets, sampled):
+    loss_objectness = F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled])
+    positives = sampled[labels[sampled] == 1]
+    summed = F.smooth_l1_loss(deltas[positives], targets[positives], beta=1 / 9, reduction="sum")
+    return loss_objectness, summed / len(sampled)
+''',
+    library=("torchvision.models.detection.rpn.RegionProposalNetwork.compute_loss",
+             "helpers.exercises.nb03.reference_rpn_losses"),
 )

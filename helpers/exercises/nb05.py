@@ -212,3 +212,62 @@ def iou_per_class(confusion):
     return intersection / union
 ''',
 )
+
+
+# --------------------------------------------------------------------------------------------
+# The capstone: assemble the U-Net's forward pass from its blocks
+# --------------------------------------------------------------------------------------------
+
+
+def _unet_case(label: str, seed: int, depth: int, base: int, in_channels: int, classes: int, height: int, width: int) -> Case:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = unet.UNet(in_channels, classes, base_channels=base, depth=depth).double().eval()
+        with torch.no_grad():  # non-trivial batch-norm statistics, so that a block left out shows
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        x = torch.randn(2, in_channels, height, width, dtype=torch.float64)
+    return Case(label, (model, x))
+
+
+def _unet_forward_cases() -> list[Case]:
+    return [
+        _unet_case("the notebook's shape: depth 3, 3 input channels, 4 classes, 16x16 scenes", 1, 3, 4, 3, 4, 16, 16),
+        _unet_case("depth 2, one input channel, 3 classes, 8x12 scenes (not square)", 2, 2, 8, 1, 3, 8, 12),
+        _unet_case("depth 1 (one skip connection)", 3, 1, 4, 3, 2, 4, 6),
+    ]
+
+
+def _hidden_unet_forward_cases(g: torch.Generator) -> list[Case]:
+    seed, depth = int(torch.randint(10, 10_000, (), generator=g)), int(torch.randint(1, 4, (), generator=g))
+    return [_unet_case(f"a random U-Net of depth {depth}", seed, depth, 4, 3, 3, 2**depth * 2, 2**depth * 3)]
+
+
+unet_forward = FunctionExercise(
+    notebook=NOTEBOOK,
+    name="unet_forward",
+    library=("helpers.unet.UNet.forward", "helpers.unet.UNet.feature_maps"),
+    reference=unet.UNet.forward,
+    cases=_unet_forward_cases,
+    hidden_cases=_hidden_unet_forward_cases,
+    compare=_compare_no_grad,
+    hint=(
+        "Go down first: run each block of `model.down` in turn, keep its output for later, then pool. After "
+        "the bottleneck, go up: each block of `model.up` takes the decoder's map and one kept map, and the "
+        "first up block needs the map kept last (the deepest one). The 1x1 head turns the last map into scores."
+    ),
+    solution='''
+def unet_forward(model, x):
+    skips = []
+    for block in model.down:
+        x = block(x)
+        skips.append(x)
+        x = model.pool(x)
+    x = model.bottleneck(x)
+    for block, skip in zip(model.up, reversed(skips)):
+        x = block(x, skip)
+    return model.head(x)
+''',
+)

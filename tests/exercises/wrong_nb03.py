@@ -139,3 +139,47 @@ WRONG = {
     "decode_boxes": [decode_ignoring_weights, decode_without_exp, decode_returns_centres],
     "nms": [nms_input_order, nms_sorted_indices, nms_suppress_any_overlap, nms_mask, nms_int32],
 }
+
+
+# --- rpn_losses -------------------------------------------------------------------------------
+
+import torch.nn.functional as F  # noqa: E402
+
+
+def rpn_box_loss_per_positive(objectness, deltas, labels, targets, sampled):
+    # divides by the positives: the paper's spirit, not torchvision's normalisation
+    positives = sampled[labels[sampled] == 1]
+    box = F.smooth_l1_loss(deltas[positives], targets[positives], beta=1 / 9, reduction="sum") / max(1, len(positives))
+    return F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled]), box
+
+
+def rpn_plain_smooth_l1(objectness, deltas, labels, targets, sampled):
+    # smooth L1 with torch's default beta = 1, not the RPN's 1/9
+    positives = sampled[labels[sampled] == 1]
+    box = F.smooth_l1_loss(deltas[positives], targets[positives], reduction="sum") / len(sampled)
+    return F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled]), box
+
+
+def rpn_every_anchor(objectness, deltas, labels, targets, sampled):
+    # ignores the sampling: every positive and negative anchor
+    used = torch.where(labels >= 0)[0]
+    positives = torch.where(labels == 1)[0]
+    box = F.smooth_l1_loss(deltas[positives], targets[positives], beta=1 / 9, reduction="sum") / len(used)
+    return F.binary_cross_entropy_with_logits(objectness[used], labels[used]), box
+
+
+def rpn_box_loss_on_all_sampled(objectness, deltas, labels, targets, sampled):
+    # regresses the negatives' boxes too
+    box = F.smooth_l1_loss(deltas[sampled], targets[sampled], beta=1 / 9, reduction="sum") / len(sampled)
+    return F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled]), box
+
+
+def rpn_mean_box_loss(objectness, deltas, labels, targets, sampled):
+    # averages over the positives' 4 coordinates as well
+    positives = sampled[labels[sampled] == 1]
+    box = F.smooth_l1_loss(deltas[positives], targets[positives], beta=1 / 9) if len(positives) else deltas.sum() * 0
+    return F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled]), box
+
+
+WRONG["rpn_losses"] = [rpn_box_loss_per_positive, rpn_plain_smooth_l1, rpn_every_anchor, rpn_box_loss_on_all_sampled,
+                       rpn_mean_box_loss]

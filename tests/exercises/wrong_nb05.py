@@ -50,3 +50,59 @@ WRONG = {
     "up_block": [adds_instead_of_concatenating, skip_first, crops_the_corner, interpolates_instead_of_up],
     "iou_per_class": [recall_not_iou, dice_not_iou, zero_for_absent_classes],
 }
+
+
+# --- unet_forward --------------------------------------------------------------------------
+
+
+def skips_in_encoder_order(model, x):
+    # hands the first up block the shallowest skip: the sizes then disagree
+    skips = []
+    for block in model.down:
+        x = block(x)
+        skips.append(x)
+        x = model.pool(x)
+    x = model.bottleneck(x)
+    for block, skip in zip(model.up, skips):
+        x = block(x, skip)
+    return model.head(x)
+
+
+def keeps_the_pooled_map(model, x):
+    # keeps each level's map after pooling instead of before
+    skips = []
+    for block in model.down:
+        x = model.pool(block(x))
+        skips.append(x)
+    x = model.bottleneck(x)
+    for block, skip in zip(model.up, reversed(skips)):
+        x = block(x, skip)
+    return model.head(x)
+
+
+def probabilities_not_scores(model, x):
+    # a softmax at the end: cross-entropy wants the raw scores
+    skips = []
+    for block in model.down:
+        x = block(x)
+        skips.append(x)
+        x = model.pool(x)
+    x = model.bottleneck(x)
+    for block, skip in zip(model.up, reversed(skips)):
+        x = block(x, skip)
+    return model.head(x).softmax(dim=1)
+
+
+def no_bottleneck(model, x):
+    # goes straight from the last pooling to the decoder
+    skips = []
+    for block in model.down:
+        x = block(x)
+        skips.append(x)
+        x = model.pool(x)
+    for block, skip in zip(model.up, reversed(skips)):
+        x = block(x, skip)
+    return model.head(x)
+
+
+WRONG["unet_forward"] = [skips_in_encoder_order, keeps_the_pooled_map, probabilities_not_scores, no_bottleneck]
