@@ -35,8 +35,9 @@ def check_cell_exercise(source: str) -> str | None:
 
 
 def defines(source: str, name: str) -> bool:
-    """Does this cell define `name` at the top level (`def name(` or `name = ...`)?"""
-    return re.search(rf"(?m)^(def\s+{re.escape(name)}\s*\(|{re.escape(name)}\s*(:[^=]*)?=[^=])", source) is not None
+    """Does this cell define `name` at the top level (`def name(`, `class name` or `name = ...`)?"""
+    n = re.escape(name)
+    return re.search(rf"(?m)^(def\s+{n}\s*\(|class\s+{n}\b|{n}\s*(:[^=]*)?=[^=])", source) is not None
 
 
 def names_of(source: str) -> tuple[set[str], set[str]] | None:

@@ -14,12 +14,13 @@ from helpers.grading.conventions import SKIP_TAG, SKIPPED, check_cell_source, ne
 
 MAX_CELLS = 2000  # a course notebook has about a hundred
 MAX_CODE_CHARS = 2_000_000  # and about 50,000 characters of code
-TOP_LEVEL_NAME = re.compile(r"(?m)^(?:def\s+(\w+)\s*\(|(\w+)\s*(?::[^=\n]*)?=[^=])")
+TOP_LEVEL_NAME = re.compile(r"(?m)^(?:def\s+(\w+)\s*\(|class\s+(\w+)\b|(\w+)\s*(?::[^=\n]*)?=[^=])")
 
 
 def top_level_names(source: str) -> set[str]:
-    """The names a cell defines at the top level (`def name(` or `name = ...`), as `conventions.defines` sees them."""
-    return {a or b for a, b in TOP_LEVEL_NAME.findall(source)}
+    """The names a cell defines at the top level (`def name(`, `class name` or `name = ...`), as
+    `conventions.defines` sees them."""
+    return {a or b or c for a, b, c in TOP_LEVEL_NAME.findall(source)}
 
 
 def prepare(nb, notebook: str, names: list[str], skip: bool = True):
