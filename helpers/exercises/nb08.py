@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 
 from helpers import visualise
+from helpers.exercises import core
 from helpers.exercises.core import Case, FunctionExercise, compare_tensors
-from helpers.exercises.nb01 import mine_or_reference  # noqa: F401  (the notebook's capstone switch)
 from helpers.features import FeatureNetwork
 
 NOTEBOOK = "08_what_a_network_looks_at"
@@ -271,3 +271,18 @@ def grad_cam(net, image, target, layer):
     return cam / cam.max() if cam.max() > 0 else cam
 ''',
 )
+
+
+def grad_cam_to_use(answer):
+    """The student's `grad_cam` if it passes its check, else the course's `visualise.grad_cam`; prints which.
+
+    While grading, the kernel holds no reference to check against (and touching the withheld one would
+    count as using it), so there it returns the course's function without checking.
+    """
+    if not core.GRADED and answer is not None:
+        verdict = grad_cam.judge(grad_cam.record(answer))
+        if verdict.passed:
+            print("grad_cam: yours (it passes its check)")
+            return answer
+        print(f"grad_cam: the course's visualise.grad_cam (yours does not pass its check yet: {verdict.status})")
+    return visualise.grad_cam
