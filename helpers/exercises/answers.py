@@ -265,17 +265,20 @@ def start_responder(module: str, notebook: str) -> None:
             exercise = exercises[asked["name"]]
             value = namespace.get(exercise.name, MISSING)
             withheld = exercise.reference if isinstance(exercise, FunctionExercise) else exercise.expected
-            if isinstance(value, Withheld) or (isinstance(withheld, Withheld) and withheld.uses):
+            before = withheld.uses if isinstance(withheld, Withheld) else 0
+            if isinstance(value, Withheld):
                 record = {"state": "reference"}
             elif value is MISSING:
                 record = {"state": "missing"}
             elif isinstance(exercise, FunctionExercise):
                 cases = exercise.trial_cases(int(asked["seed"])) if "seed" in asked else [_case(decode_(c), Case) for c in asked["cases"]]
                 record = run_cases(exercise, value, cases)
-                if isinstance(withheld, Withheld) and withheld.uses:
+                if isinstance(withheld, Withheld) and withheld.uses > before:  # the answer called it
                     record = {"state": "reference"}
             else:
                 record = {"state": "set", "value": encode_(value)}
+            if before and _unattempted(record):  # a cell tried the reference and left the answer a stub
+                record = {"state": "reference"}
         except BaseException as error:  # noqa: BLE001 - whatever happened, the grader hears of it
             record = {"state": "error", "detail": f"{type(error).__name__}: {error}"[:300]}
         if kernel is not None and set_parent is not None:  # the stream may no longer be sys.stdout: tell it whose reply it is
@@ -289,6 +292,13 @@ def start_responder(module: str, notebook: str) -> None:
         flush()
 
     setattr(builtins, RESPONDER, answer)
+
+
+def _unattempted(record: dict) -> bool:
+    """Is this record a stub's (missing, still raising NotImplementedError, or `...`)?"""
+    results = record.get("results") or [{}]
+    return (record.get("state") == "missing" or results[0].get("not_attempted") is True
+            or record.get("value") == {"$": "ellipsis"})  # fmt: skip
 
 
 def _case(encoded: Any, Case: type):

@@ -102,8 +102,8 @@ class Withheld:
 
     __call__ = __float__ = __int__ = __index__ = __complex__ = __bool__ = __len__ = __iter__ = _refuse
     __getitem__ = __array__ = __add__ = __radd__ = __mul__ = __rmul__ = __sub__ = __rsub__ = _refuse
-    __truediv__ = __rtruediv__ = __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __neg__ = __format__ = _refuse
-    __hash__ = object.__hash__
+    __truediv__ = __rtruediv__ = __lt__ = __gt__ = __le__ = __ge__ = __neg__ = __format__ = _refuse
+    # == and hash stay identity: `x in (answer, ex.X.reference)` in the course's own cells uses nothing
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
