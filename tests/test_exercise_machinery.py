@@ -160,3 +160,40 @@ def test_the_graded_kernel_holds_no_reference_and_check_judges_nothing():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "the grader asks for your answer" in done.stdout and "not shown while grading" in done.stdout
+
+
+def test_yours_or_course_picks_a_passing_answer_else_the_course_version(capsys):
+    from helpers.exercises.core import yours_or_course
+
+    def course(x):
+        return x**2
+
+    def mine(x):
+        return x * x
+
+    def wrong(x):
+        return x + x
+
+    assert yours_or_course(square, mine, course) is mine
+    assert yours_or_course(square, wrong, course) is course
+    assert yours_or_course(square, None, course) is course
+    out = capsys.readouterr().out
+    assert "yours (it passes its check)" in out and "incorrect" in out and "not attempted" in out
+
+
+def test_yours_or_course_in_the_graded_kernel_never_touches_the_withheld_reference():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from helpers.exercises import nb08 as ex\n"
+        "from helpers import visualise\n"
+        "def mine(*args, **kwargs):\n    raise AssertionError('the kernel must not run the answer to check it')\n"
+        "assert ex.grad_cam_to_use(mine) is visualise.grad_cam\n"
+        "assert ex.grad_cam.reference.uses == 0, 'the withheld reference was touched'\n"
+    )
+    env = {**os.environ, "SEEING_NETWORKS_GRADING": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "while grading, the kernel checks nothing" in done.stdout

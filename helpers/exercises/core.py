@@ -555,6 +555,25 @@ class ValueExercise(Exercise):
         return self.compare(self.expected, answer)
 
 
+def yours_or_course(exercise: Exercise, answer: Any, course: Any) -> Any:
+    """What a notebook builds on after a capstone: `answer` (the student's) when it passes `exercise`'s
+    check, else `course` (the course's own version, e.g. `helpers.visualise.grad_cam`); prints which.
+
+    `answer` None counts as not written yet. In the graded kernel, which holds no reference to check
+    against, it returns `course` without touching the withheld reference: the grader judges the answer
+    itself after the run, so what later cells train there changes no mark.
+    """
+    if GRADED:
+        print(f"{exercise.name}: the course's version (while grading, the kernel checks nothing)")
+        return course
+    verdict = exercise.judge(exercise.record(MISSING if answer is None else answer))
+    if verdict.passed:
+        print(f"{exercise.name}: yours (it passes its check)")
+        return answer
+    print(f"{exercise.name}: the course's version (yours does not pass its check yet: {verdict.status})")
+    return course
+
+
 def exercises_of(notebook: str) -> list[Exercise]:
     """All registered exercises of one notebook (import its `helpers.exercises.nbNN` first)."""
     return [ex for (nb, _), ex in REGISTRY.items() if nb == notebook]

@@ -274,15 +274,6 @@ def grad_cam(net, image, target, layer):
 
 
 def grad_cam_to_use(answer):
-    """The student's `grad_cam` if it passes its check, else the course's `visualise.grad_cam`; prints which.
-
-    While grading, the kernel holds no reference to check against (and touching the withheld one would
-    count as using it), so there it returns the course's function without checking.
-    """
-    if not core.GRADED and answer is not None:
-        verdict = grad_cam.judge(grad_cam.record(answer))
-        if verdict.passed:
-            print("grad_cam: yours (it passes its check)")
-            return answer
-        print(f"grad_cam: the course's visualise.grad_cam (yours does not pass its check yet: {verdict.status})")
-    return visualise.grad_cam
+    """The student's `grad_cam` if it passes its check, else the course's `visualise.grad_cam`; prints which
+    (`core.yours_or_course`)."""
+    return core.yours_or_course(grad_cam, answer, visualise.grad_cam)
