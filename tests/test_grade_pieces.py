@@ -155,3 +155,18 @@ def test_a_needs_review_finding_names_its_key_and_counts_for_nothing_once_accept
     key = re.search(r"--accept amy:(\w+)", detail).group(1)
     assert source_findings(sources, nb00.to_grayscale, [f"amy:{key}"], "amy") is None
     assert source_findings(sources, nb00.to_grayscale, [f"bob:{key}"], "amy")[0] == "needs review"  # another student's acceptance
+
+
+def test_execute_leaves_no_kernel_running():
+    """nbclient does not shut down a kernel it was handed; `runner.execute` must (the GPU-settings and
+    benchmark runs used to leave one kernel of about 1.5 GB per notebook behind)."""
+    import nbformat
+    import psutil
+
+    from helpers.grading import runner
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    run = runner.execute(nb, ".", timeout=60)
+    assert run.stopped is None
+    left = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    assert not left, f"kernels left running: {left}"

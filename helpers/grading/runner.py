@@ -257,7 +257,10 @@ def execute(nb, cwd: str | Path, timeout: float, limit: float = float("inf"), la
         started = time.monotonic()
         try:
             async with client.async_setup_kernel(**({"env": env} if env is not None else {})):
-                await _execute(client, labels, timeout, limit, started, run, stop_on_error)
+                try:
+                    await _execute(client, labels, timeout, limit, started, run, stop_on_error)
+                finally:  # nbclient leaves a kernel it was handed running: end it (and its tree) here
+                    await _kill(client.km)
         except Exception as error:  # noqa: BLE001 - the kernel did not start, a channel broke
             run.stopped = run.stopped or ("runner error", f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
         run.seconds = time.monotonic() - started
