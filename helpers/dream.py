@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from helpers.features import FeatureNetwork
+from helpers.features import FeatureNetwork, check_image, check_layer, check_network
 from helpers.session import capped_steps, progress_bar
 
 
@@ -80,8 +80,7 @@ def clamp_to_image_range(inputs: torch.Tensor, mean: torch.Tensor, std: torch.Te
 
 def layer_objective(net: FeatureNetwork, image: torch.Tensor, layer: str) -> float:
     """½‖a‖² of `layer` for one image `[3,H,W]` in [0, 1] (a Python float)."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        raise ValueError(f"image must be a [3,H,W] tensor, got {getattr(image, 'shape', type(image))}")
+    check_image(image)
     with torch.no_grad():
         x = net.normalise(image.to(net.mean.device))[None]
         return float(dream_objective(net.activations(x, [layer])[layer]))
@@ -107,12 +106,9 @@ def deepdream(
     version of the original image.
     Returns `(dreamed [3,H,W] in [0, 1], objectives)`, `objectives` a list of ½‖a‖² per step.
     """
-    if not isinstance(net, FeatureNetwork):
-        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3,H,W] tensor, got {getattr(image, 'shape', type(image))}")
-    if layer not in net.layer_names:
-        raise ValueError(f"layer must be one of {net.layer_names}, got {layer!r}")
+    check_network(net)
+    check_image(image)
+    check_layer(net, layer)
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
@@ -168,8 +164,7 @@ DREAM_LAYERS = (LITE0_DREAM_LAYERS, GOOGLENET_DREAM_LAYERS, VGG19_DREAM_LAYERS)
 
 def dream_layers(net: FeatureNetwork) -> tuple[str, str, str]:
     """`(shallow, middle, deep)` layer names that dream well in `net` (Lite0, GoogLeNet or VGG-19; else spread evenly)."""
-    if not isinstance(net, FeatureNetwork):
-        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
+    check_network(net)
     for layers in DREAM_LAYERS:
         if all(layer in net.layer_names for layer in layers):
             return layers
@@ -179,8 +174,7 @@ def dream_layers(net: FeatureNetwork) -> tuple[str, str, str]:
 
 def _grey_power(change: torch.Tensor):
     """`change` `[3,H,W]` -> (power spectrum `[H,W]` of its grey mean, minus the mean; radial frequency `[H,W]` in cycles/pixel)."""
-    if not isinstance(change, torch.Tensor) or change.dim() != 3 or change.shape[0] != 3:
-        raise ValueError(f"change must be a [3,H,W] tensor, got {getattr(change, 'shape', type(change).__name__)}")
+    check_image(change, "change")
     grey = change.float().mean(0)
     power = torch.fft.fft2(grey - grey.mean()).abs().pow(2)
     fy, fx = torch.fft.fftfreq(grey.shape[0]), torch.fft.fftfreq(grey.shape[1])

@@ -17,7 +17,6 @@ Images given to a `FeatureNetwork` are normalised with its `normalise` first; it
 
 from __future__ import annotations
 
-import copy
 import os
 import socket
 import threading
@@ -168,6 +167,27 @@ def _check_images(images, argument: str) -> None:
         raise TypeError(f"{argument} must be a torch.Tensor, got {type(images).__name__}")
     if images.dim() not in (3, 4) or images.shape[-3] != 3:
         raise ValueError(f"{argument} must have shape [B,3,H,W] or [3,H,W], got {list(images.shape)}")
+
+
+def check_network(net, classifier: bool = False) -> None:
+    """Raise TypeError unless `net` is a FeatureNetwork (a classifier with `categories` if `classifier`)."""
+    if classifier and (not isinstance(net, FeatureNetwork) or not net.categories):
+        raise TypeError(f"net must be a classifier FeatureNetwork with categories (load_classifier()), got {type(net).__name__}")
+    if not isinstance(net, FeatureNetwork):
+        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
+
+
+def check_image(image, argument: str = "image", expectation: str = "") -> None:
+    """Raise ValueError unless `image` is one `[3,H,W]` tensor; `expectation` is added to the message."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        got = list(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{argument} must be a [3,H,W] tensor{expectation}, got {got}")
+
+
+def check_layer(net: FeatureNetwork, layer) -> None:
+    """Raise ValueError unless `layer` is one of `net.layer_names`."""
+    if layer not in net.layer_names:
+        raise ValueError(f"layer must be one of {net.layer_names}, got {layer!r}")
 
 
 def _freeze(model: nn.Module) -> nn.Module:
@@ -419,40 +439,6 @@ def load_googlenet(device="cpu", quiet: bool = False) -> FeatureNetwork | None:
 
 
 # --------------------------------------------------------------------------------------------
-# The offline stand-in for DeepDream: a small ShapesScenes classifier
-# --------------------------------------------------------------------------------------------
-
-
-def shapes_classifier(num_classes: int = 3, widths=(16, 32, 48, 64)) -> nn.Sequential:
-    """A small all-convolutional classifier with named layers (`conv1`, `bn1`, `relu1`, `pool1`, ..., `logits`).
-
-    Four 3x3 conv + batch-norm + ReLU stages (the first three followed by 2x2 max-pool), a global
-    max-pool (does any place hold a corner of this kind?) and a linear layer. It reads images of any size `[B,3,H,W]` and returns logits
-    `[B, num_classes]`.
-    """
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int of at least 2, got {num_classes!r}")
-    layers, c_in = [], 3
-    for i, c_out in enumerate(widths, start=1):
-        layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)), (f"bn{i}", nn.BatchNorm2d(c_out)),
-                   (f"relu{i}", nn.ReLU())]
-        if i < len(widths):
-            layers.append((f"pool{i}", nn.MaxPool2d(2)))
-        c_in = c_out
-    layers += [("global_max", nn.AdaptiveMaxPool2d(1)), ("flatten", nn.Flatten()), ("logits", nn.Linear(c_in, num_classes))]
-    return nn.Sequential(OrderedDict(layers))
-
-
-def feature_network_from(model: nn.Sequential, name: str, note: str, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)) -> FeatureNetwork:
-    """Wrap a trained named `nn.Sequential` as a frozen `FeatureNetwork` (a copy; the original is untouched)."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    model = _freeze(copy.deepcopy(model))
-    device = next(model.parameters()).device
-    return FeatureNetwork(name, model, torch.tensor(mean, device=device), torch.tensor(std, device=device), False, note)
-
-
-# --------------------------------------------------------------------------------------------
 # The ImageNet classifier: EfficientNet-Lite0 (notebooks 01, 06, 08)
 # --------------------------------------------------------------------------------------------
 
@@ -500,8 +486,7 @@ def classify(net: FeatureNetwork, image, k: int = 5) -> list:
 
     image: `[3,H,W]` in [0, 1], or a file name / path that `helpers.data.load_image` reads (resized to 224).
     """
-    if not isinstance(net, FeatureNetwork) or not net.categories:
-        raise TypeError(f"net must be a classifier FeatureNetwork with categories (load_classifier()), got {net!r:.80}")
+    check_network(net, classifier=True)
     if isinstance(image, (str, Path)):
         from helpers.data import load_image
 
@@ -509,8 +494,7 @@ def classify(net: FeatureNetwork, image, k: int = 5) -> list:
             image = load_image(image, size=224)
         except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
             raise ValueError(f"image could not be read as a picture: {image} ({error})") from error
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3,H,W] tensor in [0, 1] or a file name, got {getattr(image, 'shape', type(image).__name__)}")
+    check_image(image, expectation=" in [0, 1] or a file name")
     if not isinstance(k, int) or not 1 <= k <= len(net.categories):
         raise ValueError(f"k must be an int from 1 to {len(net.categories)}, got {k!r}")
     with torch.no_grad():

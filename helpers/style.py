@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from helpers.session import capped_steps, progress_bar
 
-from helpers.features import FeatureNetwork, last_needed
+from helpers.features import FeatureNetwork, check_network, last_needed
 
 #: Gatys et al.'s layers: content from conv4_2, style from conv1_1 ... conv5_1 (we read the ReLU outputs).
 PAPER_CONTENT_LAYER = "relu4_2"
@@ -117,8 +117,7 @@ def style_transfer(
     Returns `(images [3,size,size] or [K,3,size,size] in [0,1], history)`, history a dict of lists:
     "step", "content", "style" (unweighted, one value per result, every `record_every` steps and at the end).
     """
-    if not isinstance(net, FeatureNetwork):
-        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
+    check_network(net)
     if content is None and style is None:
         raise ValueError("content and style cannot both be None")
     if init not in ("content", "noise") or (init == "content" and content is None):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
-from helpers.features import FeatureNetwork
+from helpers.features import FeatureNetwork, check_image, check_layer, check_network
 from helpers.session import capped_steps
 
 
@@ -29,8 +29,7 @@ def _check_targets(targets, batch: int) -> torch.Tensor:
 
 def pixels_to_logits(net: FeatureNetwork):
     """The classifier `net` with its normalisation in front: images `[B,3,H,W]` in [0, 1] -> logits `[B,K]`."""
-    if not isinstance(net, FeatureNetwork) or not net.categories:
-        raise TypeError(f"net must be a classifier FeatureNetwork (load_classifier()), got {type(net).__name__}")
+    check_network(net, classifier=True)
     return lambda images: net.model(net.normalise(images))
 
 
@@ -65,12 +64,9 @@ def grad_cam(net: FeatureNetwork, image: torch.Tensor, target: int, layer: str =
     """Grad-CAM (Selvaraju et al.) for one image `[3,H,W]` in [0, 1] and class `target`: the map of
     `layer` (`grad_cam_combine`), bilinearly upsampled to `[H,W]` and divided by its maximum (so in
     [0, 1]; all zeros if nothing in the layer speaks for the class)."""
-    if not isinstance(net, FeatureNetwork):
-        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3,H,W] tensor, got {getattr(image, 'shape', type(image).__name__)}")
-    if layer not in net.layer_names:
-        raise ValueError(f"layer must be one of {net.layer_names}, got {layer!r}")
+    check_network(net)
+    check_image(image)
+    check_layer(net, layer)
     x = net.normalise(image[None])
     for name, module in net.model.named_children():
         x = module(x)
@@ -112,8 +108,7 @@ def class_visualisation(net: FeatureNetwork, target: int, size: int = 160, steps
     pixels around mid-grey, with CS231n's regularisers: L2 (`l2`), a random roll of up to `jitter` pixels
     before each step (undone after), a Gaussian blur (`blur_sigma`) every `blur_every` steps, and clamping
     to [0, 1]. Returns `(image [3,size,size] in [0, 1], scores)`, scores the target logit after each step."""
-    if not isinstance(net, FeatureNetwork) or not net.categories:
-        raise TypeError(f"net must be a classifier FeatureNetwork (load_classifier()), got {type(net).__name__}")
+    check_network(net, classifier=True)
     if not 0 <= int(target) < len(net.categories):
         raise ValueError(f"target must be a class index from 0 to {len(net.categories) - 1}, got {target!r}")
     steps = capped_steps(steps)  # SEEING_NETWORKS_MAX_STEPS, for smoke tests (helpers.session)
@@ -150,8 +145,7 @@ def fool(net: FeatureNetwork, image: torch.Tensor, target: int, alpha: float = 1
 
     Returns `(fooled [3,H,W], steps taken, fooled?)`; every pixel moved by at most steps * alpha.
     """
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3,H,W] tensor, got {getattr(image, 'shape', type(image).__name__)}")
+    check_image(image)
     model = pixels_to_logits(net)
     x = image[None].detach()
     for step in range(1, max_steps + 1):

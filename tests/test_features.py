@@ -11,6 +11,7 @@ import torch.nn as nn
 import torchvision
 
 from helpers import features
+from tests.small_networks import small_feature_network
 
 
 @pytest.fixture
@@ -187,8 +188,7 @@ def test_vgg_layer_names_follow_gatys():
 
 
 def _small_net():
-    torch.manual_seed(0)
-    return features.feature_network_from(features.shapes_classifier(), "test", "test net")
+    return small_feature_network()
 
 
 def test_hooks_return_the_named_layers():
@@ -235,11 +235,3 @@ def test_normalisation_round_trip_and_range():
     assert torch.allclose(net.normalise(torch.ones(3, 1, 1)), high)
     with pytest.raises(ValueError, match="images"):
         net.normalise(torch.rand(1, 8, 8))
-
-
-def test_shapes_classifier_reads_any_size():
-    model = features.shapes_classifier()
-    for size in (32, 48, 77):
-        assert model(torch.randn(2, 3, size, size)).shape == (2, 3)
-    with pytest.raises(ValueError, match="num_classes"):
-        features.shapes_classifier(num_classes=1)

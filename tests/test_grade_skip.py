@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import importlib
 import io
+import re
 from pathlib import Path
 
 import nbformat
@@ -71,6 +72,23 @@ def both_runs(tmp_path_factory):
 
 def test_every_notebook_tags_the_cells_no_check_needs():
     assert {nb: tagged(nb) for nb in NOTEBOOKS if tagged(nb) == 0} == {}
+
+
+def test_no_course_cell_reads_a_withheld_answer():
+    """In the graded kernel `ex.X.expected` and `ex.X.reference` count every use as the student's (a
+    course cell reading one made an untouched notebook 'use the reference' when every cell ran).
+    Identity tests (`is`, `in (...)`) count nothing and stay allowed."""
+    reads = re.compile(r"\bex\.\w+\.(expected|reference)\b")
+    identity = re.compile(r"\b(is|in) .*\bex\.\w+\.(expected|reference)\b")
+    found = {
+        (notebook, i): line
+        for notebook in NOTEBOOKS
+        for i, cell in enumerate(nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if reads.search(line) and not identity.search(line) and not line.lstrip().startswith("#")
+    }
+    assert found == {}
 
 
 def test_skipping_changes_no_verdict(both_runs):

@@ -7,6 +7,7 @@ import torch
 import torchvision  # noqa: F401  (imported before any patching: its import inspects torch.backends.mps)
 
 from helpers import session, train
+from tests.small_networks import small_feature_network
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_fit_runs_at_most_the_capped_number_of_steps(no_overrides):
 
 def test_every_loop_of_the_course_honours_the_step_cap(no_overrides):
     """fit (above, and training a detector), DeepDream and style transfer: a smoke run stays short."""
-    from helpers import detection, dream, features, style
+    from helpers import detection, dream, style
     from helpers.data import ShapesScenes, render
 
     no_overrides.setenv(session.MAX_STEPS_ENV, "2")
@@ -103,8 +104,7 @@ def test_every_loop_of_the_course_honours_the_step_cap(no_overrides):
                         steps=50, progress=False)
     assert len(history["loss"]) == 2
 
-    torch.manual_seed(0)
-    net = features.feature_network_from(features.shapes_classifier(), "test", "test net")
+    net = small_feature_network()
     _, objectives = dream.deepdream(net, torch.rand(3, 32, 32), "relu2", num_octaves=3, steps=40, progress=False)
     assert len(objectives) == 3 * 2
 

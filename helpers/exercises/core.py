@@ -235,6 +235,25 @@ def compare_tensors(
     )
 
 
+def compare_detached(expected: torch.Tensor, got: Any) -> str | None:
+    """`compare_tensors`, after insisting that the answer is detached (a step of an optimisation loop
+    that returns a tensor still on the autograd graph makes the next step backpropagate through it)."""
+    if isinstance(got, torch.Tensor) and (got.requires_grad or got.grad_fn is not None):
+        return ("your result is still attached to the autograd graph (it has requires_grad=True): return it "
+                "detached, e.g. `(...).detach()`, so that the next step does not backpropagate through this one")
+    return compare_tensors(expected, got)
+
+
+def randomly_weighted(model: "torch.nn.Module", seed: int, scale: float) -> "torch.nn.Module":
+    """`model` with every parameter redrawn from N(0, scale²) by a generator seeded with `seed`: a fixed
+    small network for exercise cases, the same on every machine. Returns `model` itself."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g))
+    return model
+
+
 def compare_scalars(expected: float, got: Any, atol: float = 1e-6, rtol: float = 1e-4) -> str | None:
     """Compare a number (Python, numpy or 0-d/1-element tensor) with the reference."""
     if isinstance(got, torch.Tensor):

@@ -6,19 +6,14 @@ import torch
 import torch.nn as nn
 
 from helpers import dream
-from helpers.exercises.core import Case, FunctionExercise, compare_auto, compare_tensors
+from helpers.exercises.core import Case, FunctionExercise, compare_auto, compare_detached, randomly_weighted
 
 NOTEBOOK = "06_deepdream"
 
 
 def _tiny_network(seed: int) -> nn.Sequential:
     """A small fixed random conv net standing in for 'the network up to the chosen layer'."""
-    g = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.ReLU())
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g))
-    return net
+    return randomly_weighted(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2), nn.ReLU()), seed, 0.5)
 
 
 def _image(shape, seed: int) -> torch.Tensor:
@@ -32,21 +27,13 @@ def _dream_step_cases():
     ]
 
 
-def _compare_step(expected, got) -> str | None:
-    """Values as `compare_tensors`, and the result must be detached (no graph attached, no gradient asked)."""
-    if isinstance(got, torch.Tensor) and (got.requires_grad or got.grad_fn is not None):
-        return ("your result is still attached to the autograd graph (it has requires_grad=True): "
-                "return it detached, e.g. `(...).detach()`, so the next step does not backpropagate through this one")
-    return compare_tensors(expected, got)
-
-
 dream_step = FunctionExercise(
     notebook=NOTEBOOK,
     name="dream_step",
     library=("helpers.dream.dream_step", "helpers.dream.deepdream"),
     reference=dream.dream_step,
     cases=_dream_step_cases,
-    compare=_compare_step,
+    compare=compare_detached,
     hint=(
         "Make a copy of the image that records gradients (`image.detach().clone().requires_grad_(True)`), "
         "compute `activation = forward(x)`, then `activation.backward(gradient=activation.detach())`: that hands "

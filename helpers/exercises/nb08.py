@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from helpers import visualise
 from helpers.exercises import core
-from helpers.exercises.core import Case, FunctionExercise, compare_tensors
+from helpers.exercises.core import Case, FunctionExercise, compare_detached, randomly_weighted
 from helpers.features import FeatureNetwork
 
 NOTEBOOK = "08_what_a_network_looks_at"
@@ -18,15 +18,11 @@ NOTEBOOK = "08_what_a_network_looks_at"
 
 def _tiny_classifier(seed: int, classes: int = 6) -> nn.Sequential:
     """A small fixed random classifier with named layers: images [B,3,H,W] -> logits [B,classes]."""
-    g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(3, 4, 3, padding=1)), ("relu1", nn.ReLU()),
         ("conv2", nn.Conv2d(4, 5, 3, stride=2, padding=1)), ("relu2", nn.ReLU()),
         ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("logits", nn.Linear(5, classes))]))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.6 * torch.randn(p.shape, generator=g))
-    return model.eval().requires_grad_(False)
+    return randomly_weighted(model, seed, 0.6).eval().requires_grad_(False)
 
 
 def _tiny_net(seed: int) -> FeatureNetwork:
@@ -141,19 +137,13 @@ def _hidden_fool_cases(g: torch.Generator) -> list[Case]:
     return [Case(f"one {h}x{h} image, alpha {alpha}", (_tiny_classifier(_draw(g, 10, 10**6)), _pixels((1, 3, h, h), _draw(g, 0, 10**6)), _draw(g, 0, 6), alpha))]
 
 
-def _compare_detached(expected, got) -> str | None:
-    if isinstance(got, torch.Tensor) and (got.requires_grad or got.grad_fn is not None):
-        return "your result is still attached to the autograd graph: return it detached, e.g. `(...).detach()`"
-    return compare_tensors(expected, got)
-
-
 fooling_step = FunctionExercise(
     notebook=NOTEBOOK,
     name="fooling_step",
     library=("helpers.visualise.fooling_step", "helpers.visualise.fool"),
     reference=visualise.fooling_step,
     cases=_fool_cases,
-    compare=_compare_detached,
+    compare=compare_detached,
     hidden_cases=_hidden_fool_cases,
     hint=(
         "Make a copy of the images that records gradients, compute `F.log_softmax(model(x), dim=1)[:, target]` "
@@ -195,7 +185,7 @@ class_visualisation_step = FunctionExercise(
     library=("helpers.visualise.class_visualisation_step", "helpers.visualise.class_visualisation"),
     reference=visualise.class_visualisation_step,
     cases=_visualisation_cases,
-    compare=_compare_detached,
+    compare=compare_detached,
     hidden_cases=_hidden_visualisation_cases,
     hint=(
         "The objective is the target class's logit (summed over the batch) minus `l2 * (x ** 2).sum()`: a high "
@@ -236,7 +226,7 @@ def _compare_cam(expected, got) -> str | None:
         return f"expected a map of the image's size {list(expected.shape)}, got {list(got.shape)}: upsample it with F.interpolate"
     if isinstance(got, torch.Tensor) and got.shape == expected.shape and float(expected.max()) > 0 and abs(float(got.max()) - 1) > 1e-3:
         return f"the map's maximum should be 1 (divide by it), got {float(got.max()):.4g}"
-    return _compare_detached(expected, got)
+    return compare_detached(expected, got)
 
 
 grad_cam = FunctionExercise(

@@ -55,54 +55,42 @@ WRONG = {
 # --- unet_forward --------------------------------------------------------------------------
 
 
-def skips_in_encoder_order(model, x):
-    # hands the first up block the shallowest skip: the sizes then disagree
+def _wired(model, x, skip_order=reversed, keep_after_pooling=False, bottleneck=True, softmax=False):
+    """The U-Net forward pass of exercise 5 with one wiring choice made wrong (the defaults are right)."""
     skips = []
     for block in model.down:
         x = block(x)
+        if keep_after_pooling:
+            x = model.pool(x)
         skips.append(x)
-        x = model.pool(x)
-    x = model.bottleneck(x)
-    for block, skip in zip(model.up, skips):
+        if not keep_after_pooling:
+            x = model.pool(x)
+    if bottleneck:
+        x = model.bottleneck(x)
+    for block, skip in zip(model.up, skip_order(skips)):
         x = block(x, skip)
-    return model.head(x)
+    scores = model.head(x)
+    return scores.softmax(dim=1) if softmax else scores
+
+
+def skips_in_encoder_order(model, x):
+    # hands the first up block the shallowest skip: the sizes then disagree
+    return _wired(model, x, skip_order=list)
 
 
 def keeps_the_pooled_map(model, x):
     # keeps each level's map after pooling instead of before
-    skips = []
-    for block in model.down:
-        x = model.pool(block(x))
-        skips.append(x)
-    x = model.bottleneck(x)
-    for block, skip in zip(model.up, reversed(skips)):
-        x = block(x, skip)
-    return model.head(x)
+    return _wired(model, x, keep_after_pooling=True)
 
 
 def probabilities_not_scores(model, x):
     # a softmax at the end: cross-entropy wants the raw scores
-    skips = []
-    for block in model.down:
-        x = block(x)
-        skips.append(x)
-        x = model.pool(x)
-    x = model.bottleneck(x)
-    for block, skip in zip(model.up, reversed(skips)):
-        x = block(x, skip)
-    return model.head(x).softmax(dim=1)
+    return _wired(model, x, softmax=True)
 
 
 def no_bottleneck(model, x):
     # goes straight from the last pooling to the decoder
-    skips = []
-    for block in model.down:
-        x = block(x)
-        skips.append(x)
-        x = model.pool(x)
-    for block, skip in zip(model.up, reversed(skips)):
-        x = block(x, skip)
-    return model.head(x)
+    return _wired(model, x, bottleneck=False)
 
 
 WRONG["unet_forward"] = [skips_in_encoder_order, keeps_the_pooled_map, probabilities_not_scores, no_bottleneck]
