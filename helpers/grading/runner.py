@@ -118,6 +118,13 @@ def kernel_manager(prefix: list[str] | None = None, folder: Path | None = None, 
     return km
 
 
+def _close_channels(client) -> None:
+    """Stop the client's channels (nbclient leaves them running for a kernel manager it was handed):
+    each left behind keeps a heartbeat thread and its sockets alive in the grader for good."""
+    if getattr(client, "kc", None) is not None:
+        client.kc.stop_channels()
+
+
 async def _execute(client, labels: list[str], timeout: float, limit: float, started: float, run: Execution, stop_on_error: bool):
     """Run every code cell of `client.nb` in order; fill `run.stopped` when one stops the notebook."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -261,6 +268,7 @@ def execute(nb, cwd: str | Path, timeout: float, limit: float = float("inf"), la
                     await _execute(client, labels, timeout, limit, started, run, stop_on_error)
                 finally:  # nbclient leaves a kernel it was handed running: end it (and its tree) here
                     await _kill(client.km)
+                    _close_channels(client)
         except Exception as error:  # noqa: BLE001 - the kernel did not start, a channel broke
             run.stopped = run.stopped or ("runner error", f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
         run.seconds = time.monotonic() - started
@@ -382,6 +390,7 @@ def run_graded(nb, labels: list[str], notebook: str, module: str, questions: dic
                                 run.answers[name] = await _ask(client, text, max(1.0, min(timeout, left)), wired)
                     finally:
                         await _kill(km)
+                        _close_channels(client)
                         if runners is not None:
                             runners.live.discard(process)
         except Exception as error:  # noqa: BLE001 - the kernel did not start, a channel broke
