@@ -4,7 +4,8 @@
 
 Each notebook is copied into a temporary folder and executed there by the course's one runner
 (`helpers.grading.runner.execute`: nbclient, a kernel of this very Python environment, a wall-clock
-limit per cell), so the committed notebook is never touched. The quality figures are what
+limit per cell), so the committed notebook is never touched. While a notebook runs, its kernel's
+peak resident memory (VmHWM in /proc, on Linux) is read twice a second. The quality figures are what
 the notebook prints on lines of the form
 
     METRIC <name> = <value>
@@ -27,6 +28,8 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +61,7 @@ class Run:
     metrics: list[Metric] = field(default_factory=list)
     error: str = ""
     slowest_cell: tuple[int, float] | None = None  # (code cell number, seconds)
+    peak_mib: float | None = None  # the kernel's peak resident memory; None where /proc cannot tell
 
 
 def parse_metrics(text: str) -> list[Metric]:
@@ -84,6 +88,39 @@ def output_text(cell, errors: bool = False) -> str:
     return "\n".join(parts)
 
 
+def children_peak_kib() -> int:
+    """The largest peak resident memory (VmHWM, KiB) among this process's living children; 0 without /proc."""
+    me, peak = os.getpid(), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            status = (stat.parent / "status").read_text() if parent == me else ""
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        peak = max(peak, int(match[1]) if match else 0)
+    return peak
+
+
+@contextmanager
+def watching_peak_memory(interval: float = 0.5):
+    """Yield a one-item list that holds, once the block ends, the peak resident memory in KiB of any
+    child (the kernel) seen while the block ran, read every `interval` seconds."""
+    peak, stop = [0], threading.Event()
+
+    def poll():
+        while not stop.wait(interval):
+            peak[0] = max(peak[0], children_peak_kib())
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        watcher.join()
+
+
 def run_notebook(path: Path, timeout: float) -> Run:
     """Execute a temporary copy of the notebook at `path`; return its time, metrics and any error."""
     import nbformat
@@ -93,12 +130,14 @@ def run_notebook(path: Path, timeout: float) -> Run:
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="seeing-networks-bench-") as tmp:
         shutil.copy2(path, Path(tmp) / path.name)
-        run = execute(nb, tmp, timeout, record_timing=True)
+        with watching_peak_memory() as peak_kib:
+            run = execute(nb, tmp, timeout, record_timing=True)
     error = " ".join(f"{run.stopped[0]}: {run.stopped[1]}".split())[:300] if run.stopped else ""
     seconds = run.seconds
     code = [c for c in nb.cells if c.cell_type == "code"]
     metrics = [m for c in code for m in parse_metrics(output_text(c))]
-    return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code))
+    peak_mib = peak_kib[0] / 1024 if peak_kib[0] else None
+    return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code), peak_mib)
 
 
 def cell_seconds(cell) -> float | None:
@@ -127,12 +166,11 @@ def describe_device() -> dict:
 
     device = pick_device()
     cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
+    try:  # the first processor's fields; "AMD EPYC" alone does not say which generation
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        cpu = f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except (OSError, KeyError):
         pass
     return {
         "device": str(device),
@@ -160,21 +198,24 @@ def format_table(runs: list[Run], info: dict) -> str:
     lines = [
         device_line(info),
         "",
-        "| notebook | seconds | quality (as asserted in the notebook) | slowest cell | status |",
-        "|---|---:|---|---|---|",
+        "| notebook | seconds | peak memory | quality (as asserted in the notebook) | slowest cell | status |",
+        "|---|---:|---:|---|---|---|",
     ]
     for run in runs:
         quality = "; ".join(f"{m.name} = {m.value}" + (f" ({m.bound})" if m.bound else "") for m in run.metrics) or "–"
         # A fresh kernel numbers the k-th code cell [k+1], as JupyterLab shows it.
         slow = f"[{run.slowest_cell[0] + 1}]: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
         status = "ok" if run.ok else f"FAILED: {run.error.replace('|', '/')}"
-        lines.append(f"| {run.notebook} | {run.seconds:.1f} | {quality.replace('|', '/')} | {slow} | {status} |")
+        memory = f"{run.peak_mib / 1024:.2f} GiB" if run.peak_mib else "–"
+        lines.append(f"| {run.notebook} | {run.seconds:.1f} | {memory} | {quality.replace('|', '/')} | {slow} | {status} |")
     total = sum(r.seconds for r in runs)
     if info["device"] == "cpu":
         goal = f"goal on a CPU: at most {CPU_GOAL_SECONDS} s, {'met' if total <= CPU_GOAL_SECONDS else 'NOT met'}"
     else:
         goal = f"on {info['device']}"
-    lines.append(f"| **total** | **{total:.1f}** | {goal} | | {sum(r.ok for r in runs)}/{len(runs)} ran |")
+    peaks = [r.peak_mib for r in runs if r.peak_mib]
+    most = f"most {max(peaks) / 1024:.2f} GiB" if peaks else "–"
+    lines.append(f"| **total** | **{total:.1f}** | {most} | {goal} | | {sum(r.ok for r in runs)}/{len(runs)} ran |")
     return "\n".join(lines)
 
 
