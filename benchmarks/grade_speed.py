@@ -1,11 +1,11 @@
-"""Time the grader on a generated class: N students, each handing in the whole series (notebooks 00-07).
+"""Time the grader on a generated class: N students, each handing in the whole series (every course notebook).
 
     python benchmarks/grade_speed.py [--students N] [--workers W] [--run-all] [--markdown FILE]
 
 Student i hands in, for every notebook, the solution (i % 3 == 0), the untouched student version
 (i % 3 == 1), or the solution with its first exercise reverted to the stub (i % 3 == 2). The class is
 graded once with `helpers.grade.grade_class`, as `python -m helpers.grade` does, and the script prints
-one line: "N students x 8 notebooks in S s (P s per student)", the machine, and whether the grader's
+one line: "N students x M notebooks in S s (P s per student)", the machine, and whether the grader's
 verdicts were the expected ones (all passed / all not attempted / all but the first passed).
 `--run-all` also runs the cells tagged `grader-skip`, which is what grading cost before they were
 tagged. Record results in benchmarks/README.md beside the series table, with the CPU model.
