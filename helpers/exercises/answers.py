@@ -5,7 +5,7 @@ value of each named answer, and what each function returned on the check's input
 them into JSON (numbers, strings, lists, tuples, sets, dicts, tensors and numpy arrays as raw bytes
 with dtype and shape); `decode` reads them back in the grader's own process, where the comparison
 with the reference happens. Anything else (a function, an object) is recorded by its type name only.
-No pickle, no code: decoding a forged file can give wrong answers, never run anything.
+No pickle, no code: decoding a forged reply can give wrong answers, never run anything.
 
     encode(value) -> JSON-able      decode(JSON-able) -> value      (raise ValueError on bad input)
     question(exercise, seed) -> str                 # in the grader: what it asks the kernel
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 MAX_DEPTH = 32
-MAX_ELEMENTS = 50_000_000  # numbers in one answer file, all tensors together
+MAX_ELEMENTS = 50_000_000  # numbers in one reply, all tensors together
 
 _TORCH_DTYPES = {
     str(d).removeprefix("torch."): d
