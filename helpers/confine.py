@@ -37,7 +37,8 @@ FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # the rig
 
 # Namespaces and mounts.
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 class _RulesetAttr(ctypes.Structure):
@@ -159,8 +160,10 @@ def under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def _cover(cover: str, keep: list[str], size: int) -> None:
-    """Mount an empty tmpfs over `cover`, then bind every path of `keep` under it back in its place."""
+def _cover(cover: str, keep: list[str], size: int, writable: tuple[str, ...] = ()) -> None:
+    """Mount an empty tmpfs over `cover`, then bind every path of `keep` under it back in its place,
+    read-only unless it is one of `writable`. (The command may write anywhere in the tmpfs, so a course
+    or a Python kept under /tmp would otherwise come back writable.)"""
     kept = []
     for path in keep:
         if under(path, cover) and path != cover and os.path.exists(path):
@@ -174,8 +177,18 @@ def _cover(cover: str, keep: list[str], size: int) -> None:
                 os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
                 Path(path).touch()
             _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            if path not in writable:
+                _remount_read_only(path)
         finally:
             os.close(fd)
+
+
+def _remount_read_only(path: str) -> None:
+    """Make the bind mount at `path` read-only, keeping the flags it has (a user namespace may not drop them)."""
+    kept = os.statvfs(path).f_flag
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | (kept & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME))
+    flags |= MS_RELATIME if kept & os.ST_RELATIME else 0
+    _mount(None, path, None, flags)
 
 
 def private_mounts(folder: str, read: list[str], size: int, privileged: bool, hide: tuple[str, ...] = ()) -> dict[str, str]:
@@ -190,7 +203,7 @@ def private_mounts(folder: str, read: list[str], size: int, privileged: bool, hi
         covered.append(parent)  # another sandbox's folder beside this one cannot be seen
     covered += [h for h in hide if not any(under(h, c) for c in covered)]
     for cover in covered:
-        _cover(cover, keep, size)
+        _cover(cover, keep, size, writable=(folder,))
     applied = {"shared storage": "private", "classmates": "namespace" if any(under(folder, c) and folder != c for c in covered[:2]) else "landlock"}
     if hide:
         applied["repository"] = "hidden"

@@ -43,7 +43,7 @@ print(json.dumps(report))
 """
 
 
-def run_confined(tmp_path: Path, script: str, *args: str, limit: float = 60, uid: int | None = None) -> tuple[dict, str]:
+def run_confined(tmp_path: Path, script: str, *args: str, limit: float = 60, uid: int | None = None, read: tuple[str, ...] = ()) -> tuple[dict, str]:
     folder = tmp_path / "box"
     if uid is not None and os.geteuid() == 0:  # the user must be able to pass through to its folder
         folder = Path(tempfile.mkdtemp(prefix="seeing-networks-test-"))
@@ -56,6 +56,8 @@ def run_confined(tmp_path: Path, script: str, *args: str, limit: float = 60, uid
     command = [sys.executable, "-m", "helpers.sandbox", "--limit", str(limit), "--folder", str(folder)]
     if uid is not None:
         command += ["--uid", str(uid), "--gid", str(uid)]
+    for path in read:
+        command += ["--read", path]
     try:
         done = subprocess.run(command + ["--", sys.executable, "probe.py", *args], capture_output=True, text=True, timeout=limit + 60)
     finally:
@@ -100,6 +102,27 @@ def test_a_confined_command_writes_only_its_folder_and_reaches_nothing_outside(t
     if summary["landlock"] >= 6:
         assert report["signal the runner"].startswith("denied")
     assert report["helpers from"] == str(Path(sandbox.__file__).parent / "__init__.py")
+
+
+@pytest.mark.skipif(sandbox.landlock_abi() == 0, reason="this kernel has no Landlock")
+def test_a_readable_path_under_tmp_stays_read_only(tmp_path):
+    """A course or a Python kept under /tmp comes back into the sandbox's private /tmp, where the command
+    may write: it must come back read-only. (A checkout under /tmp let the command append to the course.)"""
+    shared = Path(tempfile.mkdtemp(prefix="seeing-networks-shared-", dir="/tmp"))
+    try:
+        course = shared / "course.py"
+        course.write_text("print('the course')\n")
+        probe = (
+            "import sys\ntry:\n    open(sys.argv[1], 'a').write('# planted')\n    print('allowed')\n"
+            "except OSError as error:\n    print(f'denied ({error.errno})')\nprint(open(sys.argv[1]).read().strip())"
+        )
+        summary, output = run_confined(tmp_path, probe, str(course), read=(str(shared),))
+        assert summary["returncode"] == 0, output
+        lines = output.splitlines()
+        assert lines[0].startswith("denied") and lines[1] == "print('the course')", output  # it may read it, not write it
+        assert course.read_text() == "print('the course')\n"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a grader running as root changes the user")

@@ -30,6 +30,7 @@ from pathlib import Path
 from queue import Empty
 
 GRACE = 5.0  # seconds an interrupted cell gets before its kernel is killed
+LOST_REPLY_GRACE = 10.0  # seconds a cell's reply may lag its last output before it counts as lost
 MAX_OUTPUT_CHARS = 2_000_000  # per cell, kept in the executed notebook
 MAX_REPLY_CHARS = 64 * 1024 * 1024
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # one message from the kernel, at most
@@ -59,8 +60,36 @@ class Run:
 def _client_class():
     from nbclient import NotebookClient
 
-    class CappedClient(NotebookClient):
-        """A NotebookClient that keeps at most MAX_OUTPUT_CHARS of each cell's outputs."""
+    class RunnerClient(NotebookClient):
+        """A NotebookClient that keeps at most MAX_OUTPUT_CHARS of each cell's outputs, and does not wait
+        for ever on a reply the kernel sent but that never arrived (see `_async_poll_for_reply`)."""
+
+        lost_replies = 0
+
+        async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
+            """nbclient's wait for the cell's execute_reply, bounded once the kernel has said it is idle.
+
+            The outputs (iopub) end with the kernel's "idle" for this cell; the reply comes on the shell
+            channel. Rarely, in CI and under load, the reply never came although the kernel was idle and
+            every output had arrived: nbclient then waits the whole cell timeout. Here, LOST_REPLY_GRACE
+            s after the outputs end without a reply, the cell counts as finished, failed when it printed
+            an error, and a line on stderr says so."""
+            reply = asyncio.ensure_future(super()._async_poll_for_reply(msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive))
+            try:
+                await asyncio.wait({reply, task_poll_output_msg}, return_when=asyncio.FIRST_COMPLETED)
+                if not reply.done():
+                    done, _ = await asyncio.wait({reply}, timeout=LOST_REPLY_GRACE)
+                    if not done:
+                        reply.cancel()
+                        task_poll_kernel_alive.cancel()
+                        task_poll_output_msg.result()  # its own error, if it had one
+                        RunnerClient.lost_replies += 1
+                        print(f"runner: no reply to a cell {LOST_REPLY_GRACE:g} s after its last output; it counts as finished", file=sys.stderr)
+                        return _reply_from_outputs(msg_id, cell)
+                return await reply
+            except asyncio.CancelledError:
+                reply.cancel()
+                raise
 
         def output(self, outs, msg, display_id, cell_index):
             used = getattr(self, "_sn_used", {})
@@ -76,7 +105,17 @@ def _client_class():
                 return None
             return super().output(outs, msg, display_id, cell_index)
 
-    return CappedClient
+    return RunnerClient
+
+
+def _reply_from_outputs(msg_id: str, cell) -> dict:
+    """An execute_reply for a cell whose reply was lost: "error", with the error output's name, value and
+    traceback, when the cell printed one; else "ok"."""
+    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    content = {"status": "ok"}
+    if error is not None:
+        content = {"status": "error", "ename": error.get("ename", ""), "evalue": error.get("evalue", ""), "traceback": error.get("traceback", [])}
+    return {"parent_header": {"msg_id": msg_id}, "header": {"msg_type": "execute_reply"}, "metadata": {}, "content": content}
 
 
 def kernel_manager(prefix: list[str] | None = None, folder: Path | None = None, owner: tuple[int, int] | None = None):
@@ -123,6 +162,15 @@ def _close_channels(client) -> None:
     each left behind keeps a heartbeat thread and its sockets alive in the grader for good."""
     if getattr(client, "kc", None) is not None:
         client.kc.stop_channels()
+
+
+async def _release(client) -> None:
+    """After the kernel is ended: stop the client's channels, then free the kernel manager's control
+    socket, connection files and zmq context. nbclient does neither for a kernel manager it was handed;
+    left to the garbage collector, each notebook's context (its eventfds and epoll) stays open until a
+    full collection happens to run."""
+    _close_channels(client)
+    await client.km.cleanup_resources()
 
 
 async def _execute(client, labels: list[str], timeout: float, limit: float, started: float, run: Execution, stop_on_error: bool):
@@ -268,7 +316,7 @@ def execute(nb, cwd: str | Path, timeout: float, limit: float = float("inf"), la
                     await _execute(client, labels, timeout, limit, started, run, stop_on_error)
                 finally:  # nbclient leaves a kernel it was handed running: end it (and its tree) here
                     await _kill(client.km)
-                    _close_channels(client)
+                    await _release(client)
         except Exception as error:  # noqa: BLE001 - the kernel did not start, a channel broke
             run.stopped = run.stopped or ("runner error", f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
         run.seconds = time.monotonic() - started
@@ -390,7 +438,7 @@ def run_graded(nb, labels: list[str], notebook: str, module: str, questions: dic
                                 run.answers[name] = await _ask(client, text, max(1.0, min(timeout, left)), wired)
                     finally:
                         await _kill(km)
-                        _close_channels(client)
+                        await _release(client)
                         if runners is not None:
                             runners.live.discard(process)
         except Exception as error:  # noqa: BLE001 - the kernel did not start, a channel broke
