@@ -17,7 +17,6 @@ import argparse
 import datetime as _dt
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,22 +24,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling series.py
 
 import nbformat  # noqa: E402
 
 from helpers import grade  # noqa: E402
 from helpers.grading.course import known_notebooks  # noqa: E402
 from helpers.build import BEGIN, strip_solutions  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from series import cpu_name  # noqa: E402
 
 
 def first_exercise_reverted(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -106,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC · {args.students} students x {notebooks} notebooks in "
         f"{seconds:.0f} s ({seconds / args.students:.0f} s per student) · workers {args.workers or os.cpu_count()} · "
         f"{'every cell run' if args.run_all else 'grader-skip cells skipped'} · verdicts as expected: {'yes' if right else 'NO'} · "
-        f"{cpu_model()}, {os.cpu_count()} cores · slowest notebooks: "
+        f"{cpu_name()}, {os.cpu_count()} cores · slowest notebooks: "
         + ", ".join(f"{Path(p).parent.name}/{Path(p).stem} {s:.0f} s" for p, s in per_notebook)
     )
     print(line)

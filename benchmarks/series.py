@@ -157,6 +157,17 @@ def slowest_cell(code_cells) -> tuple[int, float] | None:
     return max(timed, key=lambda pair: pair[1]) if timed else None
 
 
+def cpu_name() -> str:
+    """The CPU's model name with its family and model ("AMD EPYC" alone does not say which generation),
+    from the first processor in /proc/cpuinfo; else what `platform` knows."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+        fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except (OSError, KeyError):
+        return platform.processor() or platform.machine()
+
+
 def describe_device() -> dict:
     """What the notebooks ran on: the device they pick, its name, the CPU, the library versions."""
     import torch
@@ -165,17 +176,10 @@ def describe_device() -> dict:
     from helpers.session import pick_device
 
     device = pick_device()
-    cpu = platform.processor() or platform.machine()
-    try:  # the first processor's fields; "AMD EPYC" alone does not say which generation
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines() if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
-        cpu = f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
-    except (OSError, KeyError):
-        pass
     return {
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -64,8 +64,6 @@ def _client_class():
         """A NotebookClient that keeps at most MAX_OUTPUT_CHARS of each cell's outputs, and does not wait
         for ever on a reply the kernel sent but that never arrived (see `_async_poll_for_reply`)."""
 
-        lost_replies = 0
-
         async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive):
             """nbclient's wait for the cell's execute_reply, bounded once the kernel has said it is idle.
 
@@ -83,7 +81,6 @@ def _client_class():
                         reply.cancel()
                         task_poll_kernel_alive.cancel()
                         task_poll_output_msg.result()  # its own error, if it had one
-                        RunnerClient.lost_replies += 1
                         print(f"runner: no reply to a cell {LOST_REPLY_GRACE:g} s after its last output; it counts as finished", file=sys.stderr)
                         return _reply_from_outputs(msg_id, cell)
                 return await reply
@@ -157,19 +154,13 @@ def kernel_manager(prefix: list[str] | None = None, folder: Path | None = None, 
     return km
 
 
-def _close_channels(client) -> None:
-    """Stop the client's channels (nbclient leaves them running for a kernel manager it was handed):
-    each left behind keeps a heartbeat thread and its sockets alive in the grader for good."""
-    if getattr(client, "kc", None) is not None:
-        client.kc.stop_channels()
-
-
 async def _release(client) -> None:
     """After the kernel is ended: stop the client's channels, then free the kernel manager's control
-    socket, connection files and zmq context. nbclient does neither for a kernel manager it was handed;
-    left to the garbage collector, each notebook's context (its eventfds and epoll) stays open until a
-    full collection happens to run."""
-    _close_channels(client)
+    socket, connection files and zmq context. nbclient does neither for a kernel manager it was handed:
+    each channel left running keeps a heartbeat thread and its sockets alive in the grader for good, and
+    each context (its eventfds and epoll) stays open until a full garbage collection happens to run."""
+    if getattr(client, "kc", None) is not None:
+        client.kc.stop_channels()
     await client.km.cleanup_resources()
 
 
