@@ -30,6 +30,7 @@ import inspect
 import math
 import os
 import sys
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -139,6 +140,11 @@ class Verdict:
 #: Modules whose functions are the course's or the library's work, not a student's.
 LIBRARY_MODULES = ("helpers", "torch", "torchvision", "numpy")
 _CALL_SEED = 20_240_101  # torch is seeded with this plus the case number before every call
+# Building cases and running answers seed torch's one global generator (a case's network is initialised
+# from it). The grader judges several notebooks at once, one thread each: without this lock two threads
+# seed and draw in turns, and the reference's network comes out with other weights (a solved notebook
+# was once judged incorrect so). Every use of the global generator here holds it.
+GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def perturbed(value: Any, generator: torch.Generator) -> Any:
@@ -414,6 +420,10 @@ class Exercise:
 
     def judge(self, record: dict, seed: int | None = None) -> Verdict:
         """The verdict on a record made by `record` (runs in the process that decides). Never raises."""
+        with GLOBAL_RNG_LOCK:
+            return self._verdict(record, seed)
+
+    def _verdict(self, record: dict, seed: int | None) -> Verdict:
         state = record.get("state") if isinstance(record, dict) else None
         if state == "missing":
             return Verdict("not attempted", f"`{self.name}` is not defined yet: run the cell where you write it.")
@@ -471,6 +481,10 @@ class FunctionExercise(Exercise):
 
     def trial_cases(self, seed: int | None = None) -> list[Case]:
         """The visible cases, then (with a seed) the hidden ones drawn from it."""
+        with GLOBAL_RNG_LOCK:
+            return self._trial_cases(seed)
+
+    def _trial_cases(self, seed: int | None) -> list[Case]:
         cases = list(self.cases())
         if seed is None:
             return cases
@@ -494,6 +508,10 @@ class FunctionExercise(Exercise):
 
     def run_cases(self, answer: Any, cases: list[Case]) -> dict:
         """The record of `answer` on `cases`: what it returned (encoded) or raised on each, in order."""
+        with GLOBAL_RNG_LOCK:
+            return self._run_cases(answer, cases)
+
+    def _run_cases(self, answer: Any, cases: list[Case]) -> dict:
         if not callable(answer):
             return {"state": "not callable", "describe": describe(answer)}
         results = []
