@@ -1,11 +1,12 @@
 """Run every solution notebook once, timed, and print a Markdown table of seconds and quality figures.
 
-    python benchmarks/series.py [NOTEBOOK...] [--timeout S] [--json FILE] [--markdown FILE]
+    python benchmarks/series.py [NOTEBOOK...] [--timeout S] [--json FILE] [--markdown FILE] [--keep DIR]
 
 Each notebook is copied into a temporary folder and executed there by the course's one runner
 (`helpers.grading.runner.execute`: nbclient, a kernel of this very Python environment, a wall-clock
 limit per cell), so the committed notebook is never touched. While a notebook runs, its kernel's
-peak resident memory (VmHWM in /proc, on Linux) is read twice a second. The quality figures are what
+peak resident memory (VmHWM in /proc, on Linux) is read twice a second, and on an NVIDIA GPU the
+memory in use on it (`nvidia-smi`). The quality figures are what
 the notebook prints on lines of the form
 
     METRIC <name> = <value>
@@ -26,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -62,6 +64,7 @@ class Run:
     error: str = ""
     slowest_cell: tuple[int, float] | None = None  # (code cell number, seconds)
     peak_mib: float | None = None  # the kernel's peak resident memory; None where /proc cannot tell
+    gpu_peak_mib: float | None = None  # the GPU's most memory in use while it ran (nvidia-smi); None without
 
 
 def parse_metrics(text: str) -> list[Metric]:
@@ -88,6 +91,16 @@ def output_text(cell, errors: bool = False) -> str:
     return "\n".join(parts)
 
 
+def gpu_used_mib() -> int:
+    """Memory in use on the first NVIDIA GPU, in MiB, as `nvidia-smi` reports it; 0 without one."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "--id=0"],
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+        return int(done.stdout.split()[0]) if done.returncode == 0 else 0
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return 0
+
+
 def children_peak_kib() -> int:
     """The largest peak resident memory (VmHWM, KiB) among this process's living children; 0 without /proc."""
     me, peak = os.getpid(), 0
@@ -103,14 +116,16 @@ def children_peak_kib() -> int:
 
 
 @contextmanager
-def watching_peak_memory(interval: float = 0.5):
-    """Yield a one-item list that holds, once the block ends, the peak resident memory in KiB of any
-    child (the kernel) seen while the block ran, read every `interval` seconds."""
-    peak, stop = [0], threading.Event()
+def watching_peak_memory(interval: float = 0.5, gpu: bool = False):
+    """Yield a two-item list that holds, once the block ends, the peak resident memory in KiB of any
+    child (the kernel) and, with `gpu`, the most GPU memory in use in MiB, read every `interval` seconds."""
+    peak, stop = [0, 0], threading.Event()
 
     def poll():
         while not stop.wait(interval):
             peak[0] = max(peak[0], children_peak_kib())
+            if gpu:
+                peak[1] = max(peak[1], gpu_used_mib())
 
     watcher = threading.Thread(target=poll, daemon=True)
     watcher.start()
@@ -121,23 +136,29 @@ def watching_peak_memory(interval: float = 0.5):
         watcher.join()
 
 
-def run_notebook(path: Path, timeout: float) -> Run:
-    """Execute a temporary copy of the notebook at `path`; return its time, metrics and any error."""
+def run_notebook(path: Path, timeout: float, keep: Path | None = None, gpu: bool = False) -> Run:
+    """Execute a temporary copy of the notebook at `path`; return its time, metrics and any error.
+    With `keep`, the executed notebook (outputs and all) is written into that folder."""
     import nbformat
 
     from helpers.grading.runner import execute
 
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # timings saved in the file are another run's: the slowest cell is this run's
+        cell.metadata.pop("execution", None)
     with tempfile.TemporaryDirectory(prefix="seeing-networks-bench-") as tmp:
         shutil.copy2(path, Path(tmp) / path.name)
-        with watching_peak_memory() as peak_kib:
+        with watching_peak_memory(gpu=gpu) as peaks:
             run = execute(nb, tmp, timeout, record_timing=True)
-    error = " ".join(f"{run.stopped[0]}: {run.stopped[1]}".split())[:300] if run.stopped else ""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / path.name)
+    error = " ".join(ANSI.sub("", f"{run.stopped[0]}: {run.stopped[1]}").split())[:300] if run.stopped else ""
     seconds = run.seconds
     code = [c for c in nb.cells if c.cell_type == "code"]
     metrics = [m for c in code for m in parse_metrics(output_text(c))]
-    peak_mib = peak_kib[0] / 1024 if peak_kib[0] else None
-    return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code), peak_mib)
+    peak_mib = peaks[0] / 1024 if peaks[0] else None
+    return Run(path.stem, seconds, not error, metrics, error, slowest_cell(code), peak_mib, peaks[1] or None)
 
 
 def cell_seconds(cell) -> float | None:
@@ -204,6 +225,11 @@ def format_table(runs: list[Run], info: dict) -> str:
         "",
         "| notebook | seconds | peak memory | quality (as asserted in the notebook) | slowest cell | status |",
         "|---|---:|---:|---|---|---|",
+    ] if not info["gpu"] else [
+        device_line(info),
+        "",
+        "| notebook | seconds | peak memory | GPU memory in use (most) | quality (as asserted in the notebook) | slowest cell | status |",
+        "|---|---:|---:|---:|---|---|---|",
     ]
     for run in runs:
         quality = "; ".join(f"{m.name} = {m.value}" + (f" ({m.bound})" if m.bound else "") for m in run.metrics) or "–"
@@ -211,7 +237,8 @@ def format_table(runs: list[Run], info: dict) -> str:
         slow = f"[{run.slowest_cell[0] + 1}]: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
         status = "ok" if run.ok else f"FAILED: {run.error.replace('|', '/')}"
         memory = f"{run.peak_mib / 1024:.2f} GiB" if run.peak_mib else "–"
-        lines.append(f"| {run.notebook} | {run.seconds:.1f} | {memory} | {quality.replace('|', '/')} | {slow} | {status} |")
+        gpu = [f"{run.gpu_peak_mib / 1024:.2f} GiB" if run.gpu_peak_mib else "–"] if info["gpu"] else []
+        lines.append("| " + " | ".join([run.notebook, f"{run.seconds:.1f}", memory, *gpu, quality.replace("|", "/"), slow, status]) + " |")
     total = sum(r.seconds for r in runs)
     if info["device"] == "cpu":
         goal = f"goal on a CPU: at most {CPU_GOAL_SECONDS} s, {'met' if total <= CPU_GOAL_SECONDS else 'NOT met'}"
@@ -219,7 +246,9 @@ def format_table(runs: list[Run], info: dict) -> str:
         goal = f"on {info['device']}"
     peaks = [r.peak_mib for r in runs if r.peak_mib]
     most = f"most {max(peaks) / 1024:.2f} GiB" if peaks else "–"
-    lines.append(f"| **total** | **{total:.1f}** | {most} | {goal} | | {sum(r.ok for r in runs)}/{len(runs)} ran |")
+    gpus = [r.gpu_peak_mib for r in runs if r.gpu_peak_mib]
+    gpu = [f"most {max(gpus) / 1024:.2f} GiB" if gpus else "–"] if info["gpu"] else []
+    lines.append("| " + " | ".join(["**total**", f"**{total:.1f}**", most, *gpu, goal, "", f"{sum(r.ok for r in runs)}/{len(runs)} ran"]) + " |")
     return "\n".join(lines)
 
 
@@ -229,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1200, help="seconds allowed per cell (default 1200)")
     parser.add_argument("--json", type=Path, help="also write the runs and the device as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument("--keep", type=Path, help="write each executed notebook (with its outputs) into this folder")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
     missing = [str(p) for p in paths if not Path(p).is_file()]
@@ -239,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for path in paths:
         print(f"running {path.name} ...", end=" ", flush=True)
-        run = run_notebook(Path(path).resolve(), args.timeout)
+        run = run_notebook(Path(path).resolve(), args.timeout, args.keep, gpu=bool(info["gpu"]))
         print(f"{run.seconds:.1f} s" + ("" if run.ok else f"  FAILED: {run.error}"), flush=True)
         runs.append(run)
     table = format_table(runs, info)
