@@ -18,6 +18,7 @@ Each scene is a pure function of `(seed, i)`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -64,14 +65,20 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     return boxes
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The y and x coordinates of every pixel's centre, float32 `[size, size]` each (cached: never change them)."""
+    return torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+
+
 def _shape_mask(kind: str, cx: float, cy: float, r: float, angle: float, size: int) -> torch.Tensor:
     """Boolean `[size, size]` mask of one shape: `r` is the half-width (square) or radius."""
-    y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    y, x = _pixel_centres(size)
     dx, dy = x - cx, y - cy
-    c, s = math.cos(angle), math.sin(angle)
-    u, v = c * dx + s * dy, -s * dx + c * dy  # coordinates in the shape's own frame
     if kind == "disc":
         return dx**2 + dy**2 <= r**2
+    c, s = math.cos(angle), math.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy  # coordinates in the shape's own frame
     if kind == "square":
         return (u.abs() <= r) & (v.abs() <= r)
     if kind == "triangle":  # equilateral, circumradius r*1.25, one vertex pointing up in its frame
@@ -168,7 +175,8 @@ class ShapesScenes(Dataset):
         low, high = self.num_objects
         count = int(torch.randint(low, high + 1, (1,), generator=g))
         image = _background(size, g)
-        full, labels = [], []
+        visible = torch.zeros((0, size, size), dtype=torch.bool)  # the visible part of every shape so far
+        areas, labels = torch.zeros(0, dtype=torch.int64), []    # their full areas and classes
         for _ in range(count):
             for _attempt in range(20):  # resample a shape that would hide another too much
                 label = int(torch.randint(1, NUM_CLASSES + 1, (1,), generator=g))
@@ -178,33 +186,25 @@ class ShapesScenes(Dataset):
                 cy = margin + (size - 2 * margin) * float(torch.rand(1, generator=g))
                 angle = 2 * math.pi * float(torch.rand(1, generator=g))
                 mask = _shape_mask(CLASSES[label], cx, cy, r, angle, size)
-                if self._keeps_everyone_visible(full, mask):
-                    full.append(mask)
+                area = mask.sum()
+                if self._keeps_everyone_visible(visible, areas, mask, area):
+                    visible = torch.cat([visible & ~mask, mask[None]])  # the new shape goes on top
+                    areas = torch.cat([areas, area[None]])
                     labels.append(label)
-                    image[:, mask] = _bright_colour(g)[:, None] * (0.9 + 0.1 * torch.rand(1, int(mask.sum()), generator=g))
+                    image[:, mask] = _bright_colour(g)[:, None] * (0.9 + 0.1 * torch.rand(1, int(area), generator=g))
                     break
         image = (image + 0.03 * torch.randn(image.shape, generator=g)).clamp(0, 1)
-        masks = torch.stack(self._visible(full)).to(torch.uint8)
-        return image.float(), masks, torch.tensor(labels, dtype=torch.int64)
+        return image.float(), visible.to(torch.uint8), torch.tensor(labels, dtype=torch.int64)
 
     @staticmethod
-    def _visible(full: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Visible part of each mask when later masks are painted over earlier ones."""
-        visible, above = [], torch.zeros_like(full[0])
-        for mask in reversed(full):
-            visible.append(mask & ~above)
-            above = above | mask
-        return visible[::-1]
-
-    @staticmethod
-    def _keeps_everyone_visible(full: list[torch.Tensor], new: torch.Tensor) -> bool:
-        """Would every shape, `new` on top, keep at least MIN_VISIBLE_FRACTION of its pixels?"""
-        if new.sum() < 12:
+    def _keeps_everyone_visible(visible: torch.Tensor, areas: torch.Tensor, new: torch.Tensor, area: torch.Tensor) -> bool:
+        """With `new` (bool `[H, W]`, `area` pixels) painted on top of the shapes drawn so far (their
+        visible masks `[N, H, W]` and full areas `[N]`), would the new shape have at least 12 pixels,
+        and every earlier one keep at least MIN_VISIBLE_FRACTION of its own?"""
+        if area < 12:
             return False
-        for mask, vis in zip(full + [new], ShapesScenes._visible(full + [new])):
-            if vis.sum() < MIN_VISIBLE_FRACTION * mask.sum():
-                return False
-        return True
+        left = (visible & ~new).flatten(1).sum(1)
+        return not bool((left < MIN_VISIBLE_FRACTION * areas).any())
 
 
 #: What `render` can return beside the images, per scene: its shape and dtype, or what it is.

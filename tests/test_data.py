@@ -170,3 +170,26 @@ def test_load_image_from_the_data_folder_a_path_and_a_url(tmp_path):
         load_image("no_such_picture.png")
     with pytest.raises(TypeError, match="source"):
         load_image(42)
+
+
+def _shapes_digest(dataset) -> str:
+    """A short SHA-256 of every scene's masks and labels (integers: the same on every CPU)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for i in range(len(dataset)):
+        _, t = dataset[i]
+        h.update(t["masks"].numpy().tobytes())
+        h.update(t["labels"].numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("options, digest", [
+    (dict(n=200, size=32, seed=1, num_objects=(1, 3), scale=(0.15, 0.3)), "05e388670fe07ee6"),  # 05's training scenes
+    (dict(n=100, size=64, seed=0), "83e28d5cf395dd02"),
+])  # fmt: skip
+def test_the_scenes_stay_the_ones_the_notebooks_were_measured_on(options, digest):
+    """Every figure and asserted number in the notebooks was measured on these scenes: a change to the
+    renderer (a speed-up, say) must draw exactly the same shapes, or say so and re-measure."""
+    n = options.pop("n")
+    assert _shapes_digest(ShapesScenes(n, **options)) == digest
