@@ -9,7 +9,8 @@ answer records (files, `_record(reference, seed)` in the last cell, a background
 forged replies), patching `json.dumps`, `Exercise.record`, the recorder or `sys.modules`, using the
 reference or the expected value, hard-coding the visible cases, malformed cells, a 20,000-term
 expression, a newline in a file name, killing the grading process, ignoring Ctrl-C, `os._exit`,
-leaving a process behind. Classmates graded in the same run must keep exactly their marks.
+leaving a process behind; and correct answers that wrap the library or reach it dynamically (`getattr`
+on a built name, `importlib`, `exec`). Classmates graded in the same run must keep exactly their marks.
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
         "cheat_patch_json": insert(untouched, last, patch_json),
         "cheat_patch_record": after_imports(untouched, patch_record),
         "cheat_patch_sys_modules": insert(untouched, last, patch_modules),
+        # wrappers: a correct to_grayscale that hands the work to a library, or reaches it dynamically
+        **{name: solve(untouched, gray=source, values=None) for name, (source, _) in WRAPPERS.items()},
         # honest, with an odd last cell: replacing print and sys.stdout does not lose the marks
         "quiet": insert(solved, len(solved.cells), quiet),
         # a notebook no reader expects: its own row, never the run
@@ -211,6 +214,22 @@ def submissions(subs: Path, results: Path) -> dict[str, nbformat.NotebookNode]:
             f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(900)', {MARKER!r}], start_new_session=True)",
         ),  # fmt: skip
     }
+
+
+#: Answers that wrap the library or reach it dynamically: (the answer cell, to_grayscale's verdict).
+#: Each computes the right values, so only the source check and the tripwires stand between it and a mark.
+WRAPPERS = {
+    "wrap_library_call": ("import torchvision\ndef to_grayscale(image):\n    return torchvision.transforms.functional.rgb_to_grayscale(image)[0]",
+                          "uses a library implementation"),
+    "wrap_library_alias": ("from torchvision.transforms import functional as F2\ndef to_grayscale(image):\n    g = F2.rgb_to_grayscale\n    return g(image)[0]",
+                           "uses a library implementation"),
+    "wrap_built_name": ("import torchvision\ndef to_grayscale(image):\n    return getattr(torchvision.transforms.functional, 'rgb_to_' + 'grayscale')(image)[0]",
+                        "needs review"),
+    "wrap_importlib": ("import importlib\ndef to_grayscale(image):\n    return importlib.import_module('torchvision.transforms.functional').rgb_to_grayscale(image)[0]",
+                       "needs review"),
+    "wrap_exec_source": ("import inspect, torchvision\nsource = 'def to_grayscale(image):\\n    return torchvision.transforms.functional.rgb_to_grayscale(image)[0]'\nexec(source)",
+                         "needs review"),
+}  # fmt: skip
 
 
 def _edit_check(nb, template: str):
@@ -360,6 +379,14 @@ def test_no_cheat_turns_a_stub_into_marks(graded, cheat):
         assert marks(graded, cheat) == BOTH_PASS
         return
     assert not any(r["passed"] == "1" for r in rows.values()), rows
+
+
+@pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
+def test_a_wrapped_or_dynamic_answer_earns_nothing_and_says_why(graded, wrapper):
+    rows = of(graded, wrapper)
+    assert rows["to_grayscale"]["status"] == WRAPPERS[wrapper][1], rows
+    assert rows["to_grayscale"]["passed"] == "0" and rows["to_grayscale"]["detail"], rows
+    assert marks(graded, "bob") == BOTH_PASS  # the honest classmate graded in the same run
 
 
 @pytest.mark.parametrize("cheat", sorted(FORGERIES))
