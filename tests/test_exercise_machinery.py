@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises.core import (
-    Case, FunctionExercise, Incorrect, NotAttempted, ValueExercise, compare_scalars, compare_tensors,
-)
+from helpers.exercises.compare import compare_scalars, compare_tensors
+from helpers.exercises.core import Case, FunctionExercise, Incorrect, NotAttempted, ValueExercise
 
 square = FunctionExercise(
     notebook="test_machinery",

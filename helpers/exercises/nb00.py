@@ -5,7 +5,8 @@ from functools import partial
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, compare_tensors
+from helpers.exercises.compare import compare_tensors
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise
 
 NOTEBOOK = "00_start_here"
 

@@ -9,7 +9,8 @@ import torch.nn as nn
 
 from helpers.boxes import paired_box_iou
 from helpers.data import ShapesScenes, semantic_from_instances as _semantic
-from helpers.exercises.core import Case, Exercise, FunctionExercise, compare_tensors, yours_or_course
+from helpers.exercises.compare import compare_tensors
+from helpers.exercises.core import Case, Exercise, FunctionExercise, yours_or_course
 from helpers.models import conv_block, joint_localisation_loss
 
 NOTEBOOK = "01_vision_tasks"

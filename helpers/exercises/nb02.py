@@ -7,7 +7,8 @@ from functools import partial
 import torch
 
 from helpers import boxes, metrics
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, compare_scalars
+from helpers.exercises.compare import compare_scalars
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise
 
 NOTEBOOK = "02_iou_ap_map"
 

@@ -10,7 +10,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from helpers import boxes
-from helpers.exercises.core import Case, FunctionExercise, compare_tensors
+from helpers.exercises.compare import compare_tensors
+from helpers.exercises.core import Case, FunctionExercise
 
 NOTEBOOK = "03_faster_rcnn"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from helpers import transposed
-from helpers.exercises.core import Case, FunctionExercise, describe
+from helpers.exercises.compare import describe
+from helpers.exercises.core import Case, FunctionExercise
 
 NOTEBOOK = "04_transposed_convolution"
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from helpers import metrics, unet
-from helpers.exercises.core import Case, FunctionExercise, ValueExercise, describe
+from helpers.exercises.compare import describe
+from helpers.exercises.core import Case, FunctionExercise, ValueExercise
 
 NOTEBOOK = "05_unet"
 
@@ -146,7 +147,7 @@ def _up_block_cases() -> list[Case]:
 
 
 def _compare_no_grad(expected, got):
-    from helpers.exercises.core import compare_tensors
+    from helpers.exercises.compare import compare_tensors
 
     return compare_tensors(expected.detach(), got.detach() if isinstance(got, torch.Tensor) else got)
 

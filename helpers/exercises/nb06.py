@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from helpers import dream
-from helpers.exercises.core import Case, FunctionExercise, compare_auto, compare_detached, randomly_weighted
+from helpers.exercises.compare import compare_auto, compare_detached, randomly_weighted
+from helpers.exercises.core import Case, FunctionExercise
 
 NOTEBOOK = "06_deepdream"
 

@@ -10,7 +10,8 @@ import torch.nn as nn
 
 from helpers import visualise
 from helpers.exercises import core
-from helpers.exercises.core import Case, FunctionExercise, compare_detached, randomly_weighted
+from helpers.exercises.compare import compare_detached, randomly_weighted
+from helpers.exercises.core import Case, FunctionExercise
 from helpers.features import FeatureNetwork
 
 NOTEBOOK = "08_what_a_network_looks_at"
