@@ -26,6 +26,7 @@ them in its own process, where the references are.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import os
 import sys
@@ -147,6 +148,17 @@ _CALL_SEED = 20_240_101  # torch is seeded with this plus the case number before
 GLOBAL_RNG_LOCK = threading.RLock()
 
 
+def _holding_global_rng_lock(method: Callable) -> Callable:
+    """`method`, run while this thread holds GLOBAL_RNG_LOCK (re-entrant: a locked method may call another)."""
+
+    @functools.wraps(method)
+    def locked(*args, **kwargs):
+        with GLOBAL_RNG_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
 def perturbed(value: Any, generator: torch.Generator) -> Any:
     """`value` with every floating-point tensor and float nudged by about 1% of its size.
 
@@ -263,12 +275,9 @@ class Exercise:
             return {"state": "reference"}
         return self._record(answer, seed)
 
+    @_holding_global_rng_lock
     def judge(self, record: dict, seed: int | None = None) -> Verdict:
         """The verdict on a record made by `record` (runs in the process that decides). Never raises."""
-        with GLOBAL_RNG_LOCK:
-            return self._verdict(record, seed)
-
-    def _verdict(self, record: dict, seed: int | None) -> Verdict:
         state = record.get("state") if isinstance(record, dict) else None
         if state == "missing":
             return Verdict("not attempted", f"`{self.name}` is not defined yet: run the cell where you write it.")
@@ -324,12 +333,9 @@ class FunctionExercise(Exercise):
         self.cases, self.compare = cases, compare
         self._hidden_cases = hidden_cases
 
+    @_holding_global_rng_lock
     def trial_cases(self, seed: int | None = None) -> list[Case]:
         """The visible cases, then (with a seed) the hidden ones drawn from it."""
-        with GLOBAL_RNG_LOCK:
-            return self._trial_cases(seed)
-
-    def _trial_cases(self, seed: int | None) -> list[Case]:
         cases = list(self.cases())
         if seed is None:
             return cases
@@ -351,12 +357,9 @@ class FunctionExercise(Exercise):
     def _record(self, answer: Any, seed: int | None) -> dict:
         return self.run_cases(answer, self.trial_cases(seed))
 
+    @_holding_global_rng_lock
     def run_cases(self, answer: Any, cases: list[Case]) -> dict:
         """The record of `answer` on `cases`: what it returned (encoded) or raised on each, in order."""
-        with GLOBAL_RNG_LOCK:
-            return self._run_cases(answer, cases)
-
-    def _run_cases(self, answer: Any, cases: list[Case]) -> dict:
         if not callable(answer):
             return {"state": "not callable", "describe": describe(answer)}
         results = []
