@@ -218,27 +218,25 @@ def device_line(info: dict) -> str:
     )
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def format_table(runs: list[Run], info: dict) -> str:
     """The Markdown table: one row per notebook, then the total and the CPU goal."""
-    lines = [
-        device_line(info),
-        "",
-        "| notebook | seconds | peak memory | quality (as asserted in the notebook) | slowest cell | status |",
-        "|---|---:|---:|---|---|---|",
-    ] if not info["gpu"] else [
-        device_line(info),
-        "",
-        "| notebook | seconds | peak memory | GPU memory in use (most) | quality (as asserted in the notebook) | slowest cell | status |",
-        "|---|---:|---:|---:|---|---|---|",
-    ]
+    on_gpu = bool(info["gpu"])  # then a column for the GPU memory in use
+    header = ["notebook", "seconds", "peak memory", *(["GPU memory in use (most)"] if on_gpu else []),
+              "quality (as asserted in the notebook)", "slowest cell", "status"]  # fmt: skip
+    align = ["---", "---:", "---:", *(["---:"] if on_gpu else []), "---", "---", "---"]
+    lines = [device_line(info), "", _row(header), _row(align)]
     for run in runs:
         quality = "; ".join(f"{m.name} = {m.value}" + (f" ({m.bound})" if m.bound else "") for m in run.metrics) or "–"
         # A fresh kernel numbers the k-th code cell [k+1], as JupyterLab shows it.
         slow = f"[{run.slowest_cell[0] + 1}]: {run.slowest_cell[1]:.1f} s" if run.slowest_cell else "–"
         status = "ok" if run.ok else f"FAILED: {run.error.replace('|', '/')}"
         memory = f"{run.peak_mib / 1024:.2f} GiB" if run.peak_mib else "–"
-        gpu = [f"{run.gpu_peak_mib / 1024:.2f} GiB" if run.gpu_peak_mib else "–"] if info["gpu"] else []
-        lines.append("| " + " | ".join([run.notebook, f"{run.seconds:.1f}", memory, *gpu, quality.replace("|", "/"), slow, status]) + " |")
+        gpu = [f"{run.gpu_peak_mib / 1024:.2f} GiB" if run.gpu_peak_mib else "–"] if on_gpu else []
+        lines.append(_row([run.notebook, f"{run.seconds:.1f}", memory, *gpu, quality.replace("|", "/"), slow, status]))
     total = sum(r.seconds for r in runs)
     if info["device"] == "cpu":
         goal = f"goal on a CPU: at most {CPU_GOAL_SECONDS} s, {'met' if total <= CPU_GOAL_SECONDS else 'NOT met'}"
@@ -247,8 +245,8 @@ def format_table(runs: list[Run], info: dict) -> str:
     peaks = [r.peak_mib for r in runs if r.peak_mib]
     most = f"most {max(peaks) / 1024:.2f} GiB" if peaks else "–"
     gpus = [r.gpu_peak_mib for r in runs if r.gpu_peak_mib]
-    gpu = [f"most {max(gpus) / 1024:.2f} GiB" if gpus else "–"] if info["gpu"] else []
-    lines.append("| " + " | ".join(["**total**", f"**{total:.1f}**", most, *gpu, goal, "", f"{sum(r.ok for r in runs)}/{len(runs)} ran"]) + " |")
+    gpu = [f"most {max(gpus) / 1024:.2f} GiB" if gpus else "–"] if on_gpu else []
+    lines.append(_row(["**total**", f"**{total:.1f}**", most, *gpu, goal, "", f"{sum(r.ok for r in runs)}/{len(runs)} ran"]))
     return "\n".join(lines)
 
 
