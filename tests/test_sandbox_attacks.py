@@ -207,6 +207,10 @@ def test_the_grader_talks_to_a_sandboxed_kernel_over_ipc_sockets(root):
     client.load_connection_file()
     client.start_channels(hb=False)  # a heartbeat's 1 s deadline is too short on a busy machine
     try:
+        # Until the kernel has answered kernel_info and an iopub message has come through, the iopub
+        # subscription may not be in place: outputs published before it are dropped, and the execute
+        # below would wait for them in vain (seen once in a fresh-clone run).
+        client.wait_for_ready(timeout=60)
         seen = []
         code = "import socket; print(socket.socket().connect_ex(('127.0.0.1', 1)) != 0, 6 * 7)"
         reply = client.execute_interactive(code, timeout=60, output_hook=lambda m: seen.append(m["content"].get("text", "")))
